@@ -1,0 +1,1 @@
+"""rwkv_data.kernels: the WKV7 recurrence (reference, chunked, CUDA)."""

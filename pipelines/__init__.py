@@ -1,0 +1,1 @@
+"""rwkv_data.pipelines: the jobs (shard, train, evaluate, audit, vocab, run)."""

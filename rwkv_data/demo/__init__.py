@@ -1,0 +1,1 @@
+"""The demo corpus that ships with rwkv-data: short original texts written by this project."""

@@ -1,0 +1,17 @@
+"""Build the tokenizer's native core (plain C, CPython API, no third-party headers).
+
+Everything else about the package lives in pyproject.toml.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "rwkv_data.tokenizer._trie_native",
+            sources=["tokenizer/_native/trie_native.c"],
+            extra_compile_args=["-O3", "-std=c11"],
+            optional=False,
+        )
+    ]
+)
