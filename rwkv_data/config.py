@@ -56,3 +56,80 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 # Job configs are added below, one frozen dataclass per job.
+
+
+# ---- model jobs: train, evaluate, finetune (issue 5) ----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """``rwkv-data train``: RWKV-LM's recipe on a binidx prefix; defaults sized for a tiny model on a CPU."""
+
+    data: str = ""  # binidx prefix P written by `rwkv-data shard` (P.bin, P.idx, P.meta.json)
+    out_dir: str = "out/train"
+    val_data: str = ""  # P_val prefix evaluated every eval_every steps ("" = no evaluation while training)
+    vocab: str = "world"  # tokenizer for evaluation ("world" or a vocab file)
+    init: str = ""  # start from this checkpoint (.pth) instead of a fresh initialisation
+    n_layer: int = 2
+    n_embd: int = 128
+    head_size: int = 64
+    vocab_size: int = 0  # 0 = from P.meta.json (tokenizer size) or 65536
+    ctx_len: int = 256
+    micro_bsz: int = 4
+    grad_accum: int = 1
+    lr_init: float = 1e-3  # RWKV-LM's demo uses 6e-4 for L12-D768; tiny models take more
+    lr_final: float = 1e-4
+    warmup_steps: int = 10
+    beta1: float = 0.9
+    beta2: float = 0.99
+    adam_eps: float = 1e-18
+    weight_decay: float = 0.001
+    grad_clip: float = 1.0
+    token_budget: int = 0  # tokens the cosine spans; 0 = one pass over the data (my_exit_tokens)
+    max_steps: int = 0  # stop after this many optimizer steps (0 = at the end of the budget)
+    magic_prime: int = 0  # 0 = from P.meta.json for ctx_len, else computed
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 42
+    save_every: int = 0  # checkpoint every N steps (0 = only the final one)
+    eval_every: int = 0  # evaluate val_data every N steps (0 = only before and after)
+    eval_docs: int = 64  # documents per language for evaluation while training
+    log_every: int = 10
+    save_dtype: str = "fp32"  # fp32 | bf16 for the official .pth (resume state keeps fp32 weights either way)
+    resume: bool = False  # continue from out_dir/last.json
+    rank: int = 0
+    world_size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """``rwkv-data evaluate``: bits per byte / per character per language with bootstrap intervals."""
+
+    checkpoint: str = ""
+    vocab: str = "world"  # "world" or a vocab file matching the checkpoint
+    data: str = ""  # P_val binidx prefix (languages from its meta) ...
+    texts: tuple[str, ...] = ()  # ... or raw text files (.txt: one document, language = file stem; .jsonl)
+    ctx_len: int = 512  # longer documents run in chunks with the state carried over
+    batch_size: int = 8
+    max_docs: int = 0  # per language (0 = all)
+    bootstrap: int = 1000  # resamples of documents for the confidence interval
+    confidence: float = 0.95
+    seed: int = 0
+    out_dir: str = "out/eval"  # eval.json and eval.csv
+    device: str = "auto"
+    precision: str = "fp32"
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(TrainConfig):
+    """``rwkv-data finetune``: continue an official checkpoint on new-language data, optionally growing the vocab."""
+
+    out_dir: str = "out/finetune"
+    new_tokens: str = ""  # vocab file (RWKV format) or a list (one token per line) to add; "" = keep the vocab
+    replay_data: str = ""  # binidx prefix of the original data mixed back in ("" = none)
+    replay_share: float = 0.25  # share of samples drawn from replay_data
+    trainable: str = "all"  # all | embeddings | last:N
+    lora_rank: int = 0  # > 0: LoRA on the large matrices (merged into the checkpoint at save)
+    lora_alpha: float = 16.0
+    lr_init: float = 3e-4
+    lr_final: float = 3e-5
