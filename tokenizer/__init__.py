@@ -1,10 +1,30 @@
-"""rwkv_data.tokenizer: the RWKV World-compatible trie tokenizer (never imports torch)."""
+"""rwkv_data.tokenizer: the RWKV World-compatible trie tokenizer (never imports torch).
+
+Greedy longest match over UTF-8 bytes, id for id identical to ``rwkv``'s ``TRIE_TOKENIZER``, with a native
+C core (double-array trie, GIL released, numpy output) and a pure-Python reference (:mod:`.reference`, the
+spec). Vocab files are read without ``eval`` (:mod:`.vocab`).
+
+Worked example (World vocab; ids 1-256 are the single bytes, id = byte + 1):
+
+>>> from rwkv_data.tokenizer import TrieTokenizer
+>>> tok = TrieTokenizer.world()
+>>> tok.encode("Hello, world")
+[33155, 45, 40213]
+>>> [(i, b) for i, b in tok.pieces("Hello, world")]
+[(33155, b'Hello'), (45, b','), (40213, b' world')]
+>>> tok.encode_bytes(b"\\xff")          # byte 0xff -> id 0xff + 1
+[256]
+>>> tok.encode_array("Hello, world").dtype
+dtype('uint16')
+>>> tok.decode([33155, 45, 40213])
+'Hello, world'
+>>> tok.decode([3319], errors="replace")   # id 3319 is b'\\xf0\\x9f', half an emoji
+'\\ufffd'
+"""
 
 from __future__ import annotations
 
+from rwkv_data.tokenizer.tokenizer import TokenDecodeError, TrieTokenizer
+from rwkv_data.tokenizer.vocab import Vocab, read_vocab, world_vocab_path, write_vocab
 
-class TrieTokenizer:  # placeholder until issue 2 lands
-    """Greedy longest-match byte-level trie tokenizer."""
-
-
-__all__ = ["TrieTokenizer"]
+__all__ = ["TokenDecodeError", "TrieTokenizer", "Vocab", "read_vocab", "world_vocab_path", "write_vocab"]
