@@ -1,0 +1,107 @@
+"""Table readers behind :mod:`rwkv_data.pipelines.readers`: parquet row groups, the arrow files of a
+datasets ``save_to_disk`` folder (read with pyarrow directly, no ``datasets`` import), and hub datasets
+streamed with ``datasets.load_dataset(..., streaming=True)``.
+
+Rows are numbered from 0 within the file (parquet: across row groups; arrow: within the arrow file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from rwkv_data.errors import DependencyMissing, InputFormatError
+
+if TYPE_CHECKING:
+    from rwkv_data.pipelines.readers import Document, ReadOptions, Unit, _Sink
+
+BATCH_ROWS = 2048
+
+
+def iter_table_unit(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+    """Documents of a parquet row group, an arrow file or a hub dataset."""
+    if unit.kind == "parquet":
+        yield from _iter_parquet(unit, opts, sink)
+    elif unit.kind == "arrow":
+        yield from _iter_arrow(unit, opts, sink)
+    elif unit.kind == "hub":
+        yield from _iter_hub(unit, opts, sink)
+    else:  # pragma: no cover - internal invariant
+        raise ValueError(f"not a table unit: {unit}")
+
+
+def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions, sink: _Sink,
+          reason: str) -> Iterator[Document]:
+    """Documents out of record batches; a batch that fails to decode is reported under ``reason``."""
+    from rwkv_data.pipelines.readers import _MISSING
+
+    row = first_row
+    where = unit.describe()
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for corrupt data
+            sink.bad(reason, f"{where}: cannot read rows from {row} on: {type(exc).__name__}: {exc}")
+            return
+        names = batch.schema.names
+        n = batch.num_rows
+        if opts.text_field not in names:
+            sink.stats.records += n
+            sink.bad("missing_field", f"{where}: no column {opts.text_field!r} (columns: {names}); "
+                     "set --text-field", count=n)
+            row += n
+            continue
+        texts = batch.column(names.index(opts.text_field)).to_pylist()
+        langs = (batch.column(names.index(opts.lang_field)).to_pylist() if opts.lang_field in names
+                 else [_MISSING] * n)
+        for text, lang in zip(texts, langs, strict=True):
+            doc = sink.emit(text, lang, unit.path, row, f"{unit.path} row {row}")
+            row += 1
+            if doc is not None:
+                yield doc
+
+
+def _iter_parquet(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(unit.path)
+        first = sum(pf.metadata.row_group(i).num_rows for i in range(max(unit.index, 0)))
+        present = set(pf.schema_arrow.names)
+    except Exception as exc:  # noqa: BLE001 - a bad footer raises ArrowInvalid, OSError, ...
+        sink.bad("unreadable_parquet", f"{unit.path}: not a readable parquet file ({type(exc).__name__}: {exc})")
+        return
+    if unit.index < 0:  # the footer was unreadable when the units were listed but reads now
+        raise InputFormatError(f"{unit.path}: the file changed while it was being read; run again")
+    cols = [c for c in (opts.text_field, opts.lang_field) if c in present] or None
+    batches = iter(pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[unit.index], columns=cols))
+    yield from _rows(batches, unit, first, opts, sink, "unreadable_parquet")
+
+
+def _iter_arrow(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+    import pyarrow as pa
+
+    try:
+        reader = pa.ipc.open_stream(pa.memory_map(unit.path))
+    except Exception as exc:  # noqa: BLE001
+        sink.bad("unreadable_arrow", f"{unit.path}: not a readable arrow stream ({type(exc).__name__}: {exc})")
+        return
+    yield from _rows(iter(reader), unit, 0, opts, sink, "unreadable_arrow")
+
+
+def _iter_hub(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+    from rwkv_data.pipelines.readers import _MISSING
+
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a core dependency
+        raise DependencyMissing("hf: inputs need the datasets package: pip install datasets") from exc
+    name, _, config = unit.path[3:].partition(":")
+    ds = datasets.load_dataset(name, config or None, split=opts.hf_split, streaming=True)
+    for row, rec in enumerate(ds):
+        doc = sink.emit(rec.get(opts.text_field, _MISSING), rec.get(opts.lang_field, _MISSING), unit.path, row,
+                        f"{unit.path} ({opts.hf_split}) row {row}")
+        if doc is not None:
+            yield doc
