@@ -133,3 +133,46 @@ class FinetuneConfig(TrainConfig):
     lora_alpha: float = 16.0
     lr_init: float = 3e-4
     lr_final: float = 3e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabConfig:
+    """``rwkv-data vocab train`` / ``vocab extend``: a greedy-longest-match vocabulary from a multilingual corpus.
+
+    Sizes of text are in characters. Design and measurements: ../shared/docs/tokenization.md sections 2 and 4.
+    """
+
+    inputs: tuple[str, ...] = ()  # files, folders or globs read with pipelines.readers (records need `lang`)
+    output: str = "vocab.txt"  # World text form (.json: the JSON twin); meta goes to <output>.meta.json
+    vocab_size: int = 65536  # ids 0..vocab_size-1; id 0 is reserved (end of document), ids 1..256 the bytes
+    languages: tuple[str, ...] = ()  # train on these languages only (empty: every language in the input)
+    # language-balanced sampling of the training text
+    sampling: str = "unimax"  # "unimax" (Chung et al. 2023) or "temperature" (p ~ n^(1/T))
+    sample_chars: int = 24_000_000  # total characters fed to the candidate trainers
+    max_epochs: float = 3.0  # no language is repeated more than this (UniMax's cap; also caps temperature)
+    temperature: float = 3.33  # mT5's tau for sampling="temperature"
+    lang_caps: dict[str, int] = dataclasses.field(default_factory=dict)  # per-language character caps
+    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 2.0})  # budget x utility
+    heldout_chars: int = 150_000  # per language, set aside to score tokens with greedy encoding
+    heldout_fraction: float = 0.1  # ... but never more than this share of a language's text
+    # candidates
+    pretokenizer: str = "mark-aware"  # "mark-aware" (combining marks stay with their letter) or "gpt2"
+    candidates: tuple[str, ...] = ("bpe", "ngram")  # any of "bpe", "unigram" (slow), "ngram"
+    candidate_factor: float = 1.4  # candidate pool = factor x free slots; greedy pruning removes the rest
+    max_token_bytes: int = 32
+    char_min_count: int = 3  # character completeness: a character seen this often gets its own token ...
+    char_min_share: float = 1e-6  # ... if it is also at least this share of its script's characters
+    # selection with greedy encoding in the loop
+    rounds: int = 5  # pruning rounds from the pool down to vocab_size
+    refill_rounds: int = 2  # then: drop tokens greedy never uses, refill with the best removed ones
+    max_variants: int = 4  # cap on case/leading-space variants (same strip().lower()) per family
+    fairness: float = 1.0  # 0: every language's relative cost counts equally; higher favours the worst
+    reference_lang: str = "en"  # parity reference (falls back to the median language when absent)
+    seed: int = 0
+    threads: int = 0  # encoder and HF trainer threads (0: all cores)
+    # vocab extend
+    base: str = ""  # the vocab to extend ("" = RWKV World rwkv_vocab_v20230424)
+    add_tokens: int = 8192  # new tokens (they take the ids of replaced tokens first, then max_id+1, ...)
+    replace_unused: bool = False  # also replace base tokens greedy never uses on the input corpus
+    idmap: str = ""  # id map JSON for the embedding initialisation ("" = <output>.idmap.json)
+    first_new_id: int = 0  # 0: past the base max_id, rounded up to 64 (World: 65536, its embedding rows)
