@@ -10,7 +10,8 @@ setup(
         Extension(
             "rwkv_data.tokenizer._trie_native",
             sources=["tokenizer/_native/trie_native.c"],
-            extra_compile_args=["-O3", "-std=c11"],
+            extra_compile_args=["-O3", "-std=c11", "-pthread"],
+            extra_link_args=["-pthread"],
             optional=False,
         )
     ]
