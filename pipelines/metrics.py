@@ -44,7 +44,8 @@ SCRIPTS: dict[str, str] = {
 NO_SPACE_SCRIPTS: tuple[str, ...] = ("Hani", "Hira", "Kana", "Thai", "Khmr", "Laoo", "Mymr", "Tibt", "Lana", "Tavt",
                                      "Java", "Bali", "Yiii")
 _NS = "".join(rf"\p{{Script={SCRIPTS[s]}}}" for s in NO_SPACE_SCRIPTS)
-WORD_RE = regex.compile(rf"[{_NS}]\p{{M}}*|[^\s{_NS}]+")
+# U+1361 ETHIOPIC WORDSPACE separates words like a space (the Amharic UDHR has no spaces at all).
+WORD_RE = regex.compile(rf"[{_NS}]\p{{M}}*|[^\s\u1361{_NS}]+")
 _SCRIPT_RE = regex.compile("|".join(rf"(?P<{k}>\p{{Script={v}}})" for k, v in SCRIPTS.items()))
 _script_cache: dict[str, str] = {}
 
