@@ -16,19 +16,19 @@ from __future__ import annotations
 import glob
 import json
 import os
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
+
+from rwkv_data.pipelines.streams import Corrupt, Truncated, open_chunks
 
 from rwkv_data.errors import DependencyMissing, InputFormatError
 
 OnError = Literal["raise", "skip"]
 TEXT_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.zstd", ".jsonl.gz", ".txt", ".txt.zst", ".txt.gz")
 SUPPORTED = (*TEXT_SUFFIXES, ".parquet")
-CHUNK = 1 << 20  # decompressed bytes per read; lines are split out of these chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,92 +274,20 @@ def iter_unit(unit: Unit, opts: ReadOptions, stats: ReadStats) -> Iterator[Docum
         yield from iter_table_unit(unit, opts, sink)
 
 
-def _open_chunks(path: str, sink: _Sink) -> Iterator[bytes]:
-    """Decompressed byte chunks; a truncated or corrupt stream is reported after the good chunks."""
-    name = path.lower()
-    try:
-        with open(path, "rb") as f:
-            if name.endswith((".zst", ".zstd")):
-                yield from _zstd_chunks(f, path)
-            elif name.endswith(".gz"):
-                yield from _gzip_chunks(f)
-            else:
-                while chunk := f.read(CHUNK):
-                    yield chunk
-    except EOFError as exc:
-        raise _Truncated(f"{path}: compressed stream ends early ({exc}); the file is truncated") from exc
-    except (OSError, zlib.error) as exc:
-        if isinstance(exc, FileNotFoundError | PermissionError):
-            raise InputFormatError(f"{path}: cannot open: {exc}") from exc
-        raise _Corrupt(f"{path}: corrupt compressed stream: {exc}") from exc
-
-
-def _zstd_chunks(f: BinaryIO, path: str) -> Iterator[bytes]:
-    try:
-        import zstandard
-    except ImportError as exc:  # pragma: no cover - zstandard is a core dependency
-        raise DependencyMissing(f"{path}: reading .zst needs zstandard: pip install zstandard") from exc
-    dctx = zstandard.ZstdDecompressor()
-    d = dctx.decompressobj()
-    pending = False  # bytes of an unfinished frame were fed
-    try:
-        while raw := f.read(CHUNK):
-            while raw:
-                out = d.decompress(raw)
-                pending = not d.eof
-                if out:
-                    yield out
-                raw = d.unused_data if d.eof else b""
-                if d.eof:  # concatenated frames: start a fresh decoder on the rest
-                    d = dctx.decompressobj()
-                    pending = bool(raw)
-    except zstandard.ZstdError as exc:
-        raise _Corrupt(f"{path}: corrupt zstd stream: {exc}") from exc
-    if pending:
-        raise EOFError("zstd frame not finished")
-
-
-def _gzip_chunks(f: BinaryIO) -> Iterator[bytes]:
-    # zlib directly rather than gzip.GzipFile: GzipFile.read(n) discards what it decoded of a truncated
-    # member, and we want to keep every complete line before the cut.
-    d = zlib.decompressobj(wbits=31)
-    pending = False
-    while raw := f.read(CHUNK):
-        while raw:
-            out = d.decompress(raw)
-            pending = not d.eof
-            if out:
-                yield out
-            raw = d.unused_data if d.eof else b""
-            if d.eof:  # multi-member gzip
-                d = zlib.decompressobj(wbits=31)
-                pending = bool(raw)
-    if pending:
-        raise EOFError("gzip member not finished")
-
-
-class _Truncated(Exception):
-    pass
-
-
-class _Corrupt(Exception):
-    pass
-
-
 def _lines(path: str, sink: _Sink) -> Iterator[tuple[int, bytes | None]]:
     """(1-based line number, line without newline). A broken stream is reported to ``sink``, its partial
     last line dropped, and ``(n, None)`` is yielded so callers can drop a half-read document."""
     buf = b""
     n = 0
     try:
-        for chunk in _open_chunks(path, sink):
+        for chunk in open_chunks(path):
             parts = (buf + chunk).split(b"\n")
             buf = parts.pop()
             for p in parts:
                 n += 1
                 yield n, p
-    except (_Truncated, _Corrupt) as exc:
-        reason = "truncated_stream" if isinstance(exc, _Truncated) else "corrupt_stream"
+    except (Truncated, Corrupt) as exc:
+        reason = "truncated_stream" if isinstance(exc, Truncated) else "corrupt_stream"
         tail = f"; the partial line {n + 1} and anything after it are lost" if buf else ""
         sink.bad(reason, f"{exc} after line {n}{tail}")
         yield n, None
@@ -401,11 +329,11 @@ def _iter_txt(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
     if not opts.split_paragraphs:  # the whole file is one document, kept byte-exact
         data = bytearray()
         try:
-            for chunk in _open_chunks(path, sink):
+            for chunk in open_chunks(path):
                 data += chunk
-        except (_Truncated, _Corrupt) as exc:
+        except (Truncated, Corrupt) as exc:
             sink.stats.records += 1
-            sink.bad("truncated_stream" if isinstance(exc, _Truncated) else "corrupt_stream", str(exc))
+            sink.bad("truncated_stream" if isinstance(exc, Truncated) else "corrupt_stream", str(exc))
             return
         try:
             text = data.decode("utf-8")

@@ -46,6 +46,116 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # ---- shard commands: shard, inspect, verify ------------------------------------------------------------
 
 
+def _shard_default(name: str) -> str:
+    """``[default: X]`` from ShardConfig, for help texts (click defaults stay None so --config values survive)."""
+    import dataclasses
+
+    from rwkv_data.config import ShardConfig
+
+    f = next(f for f in dataclasses.fields(ShardConfig) if f.name == name)
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    return f"[default: {value!r}]"
+
+
+def _budgets(values: tuple[str, ...]) -> dict[str, int] | None:
+    out: dict[str, int] = {}
+    for v in values:
+        lang, sep, num = v.partition("=")
+        if not sep or not lang:
+            raise click.BadParameter(f"{v!r}: expected LANG=TOKENS, e.g. en=2000000", param_hint="--lang-budget")
+        try:
+            out[lang] = int(float(num))
+        except ValueError:
+            raise click.BadParameter(f"{v!r}: {num!r} is not a token count", param_hint="--lang-budget") from None
+    return out or None
+
+
+@cli.command("shard")
+@click.argument("inputs", nargs=-1)
+@click.option("-o", "--output", help="Output prefix P: P.bin/.idx/.meta.json/.lang.npy and P_val.* "
+              + _shard_default("output"))
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="TOML config (a [shard] section or top-level keys of ShardConfig); flags override it.")
+@click.option("--vocab", help="Vocab file ('' = RWKV World). " + _shard_default("vocab"))
+@click.option("--tokenizer-impl", type=click.Choice(["auto", "native", "python"]),
+              help=_shard_default("tokenizer_impl"))
+@click.option("--text-field", help="jsonl key / column of the text. " + _shard_default("text_field"))
+@click.option("--lang-field", help="jsonl key / column of the language. " + _shard_default("lang_field"))
+@click.option("--lang", help="Language of records without the field and of .txt files (else 'und').")
+@click.option("--split-paragraphs/--no-split-paragraphs", default=None,
+              help=".txt: one document per blank-line separated paragraph. " + _shard_default("split_paragraphs"))
+@click.option("--hf-split", help="Split of a DatasetDict folder or hf:NAME. " + _shard_default("hf_split"))
+@click.option("--on-error", type=click.Choice(["raise", "skip"]),
+              help="Bad records: stop naming file and line, or skip and count by reason. " + _shard_default("on_error"))
+@click.option("--val-fraction", type=float, help="Share of each language in P_val. " + _shard_default("val_fraction"))
+@click.option("--val-min-docs", type=int, help="Minimum P_val documents per language. "
+              + _shard_default("val_min_docs"))
+@click.option("--seed", type=int, help="Shuffle / subsampling seed. " + _shard_default("seed"))
+@click.option("--lang-budget", "lang_budget", multiple=True, metavar="LANG=TOKENS",
+              help="Training-token target of a language (repeat or subsample toward it); repeatable.")
+@click.option("--temperature", type=float, help="Weight languages to p**(1/T) of their token share (0 = off). "
+              + _shard_default("temperature"))
+@click.option("--ctx-len", "ctx_len", type=int, multiple=True, help="magic_prime for this ctx_len; repeatable. "
+              + _shard_default("ctx_lens"))
+@click.option("--lang-array/--no-lang-array", default=None, help="Write P.lang.npy. " + _shard_default("lang_array"))
+@click.option("--workers", type=int, help="Tokenizer processes. " + _shard_default("workers"))
+@click.option("--work-dir", help="Parts and completion markers ('' = P.work). " + _shard_default("work_dir"))
+@click.option("--keep-work/--no-keep-work", default=None, help="Keep the parts after success.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. " + _shard_default("progress"))
+@click.option("--json", "as_json", is_flag=True, help="Print the train and val meta as JSON.")
+def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tuple[str, ...],
+              ctx_len: tuple[int, ...], as_json: bool, **values: Any) -> None:
+    """Tokenize corpora (txt, jsonl[.zst|.gz], parquet, HF datasets) into RWKV binidx shards P and P_val."""
+    from rwkv_data.config import ShardConfig, load_toml
+    from rwkv_data.pipelines.shard import run
+
+    section = None
+    if config_path is not None:
+        import tomllib
+
+        with open(config_path, "rb") as fh:
+            section = "shard" if "shard" in tomllib.load(fh) else None
+    values.update(inputs=tuple(inputs) or None, lang_budgets=_budgets(lang_budget), ctx_lens=tuple(ctx_len) or None)
+    cfg = load_toml(ShardConfig, config_path, section, **values)
+    metas = run(cfg)
+    tr, va = metas["train"], metas["val"]
+    lines = [f"{cfg.output}: {tr['documents']:,} documents, {tr['tokens']:,} tokens ({tr['dtype']}); "
+             f"{va['prefix']}: {va['documents']:,} documents, {va['tokens']:,} tokens; "
+             f"{len(tr['languages'])} languages"]
+    lines += [f"ctx_len {m['ctx_len']}: {m['train_args']}" + ("" if m["ok"] else f"  (!) {m['problem']}")
+              for m in tr["rwkv_lm"]]
+    lines.append("skipped: " + (", ".join(f"{k}={v}" for k, v in tr["skipped"].items()) or "none"))
+    emit(metas, as_json, "\n".join(lines))
+
+
+@cli.command("inspect")
+@click.argument("prefix")
+@click.option("--vocab", help="Vocab to decode the sample with (default: the one recorded in P.meta.json).")
+@click.option("--sample", type=int, default=0, show_default=True, help="Item to decode.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def inspect_cmd(prefix: str, vocab: str | None, sample: int, as_json: bool) -> None:
+    """Counts, the per-language table and a decoded sample document of shard PREFIX."""
+    from rwkv_data.pipelines.shardcheck import format_inspect, inspect, tokenizer_for
+
+    info = inspect(prefix, tokenizer_for(prefix, vocab), sample=sample)
+    emit(info, as_json, format_inspect(info))
+
+
+@cli.command("verify")
+@click.argument("prefix")
+@click.option("--vocab-size", type=int, help="Ids must be below it (default: from P.meta.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_cmd(prefix: str, vocab_size: int | None, as_json: bool) -> None:
+    """Check shard PREFIX: header, sizes, pointers, doc_idx, EOS, ids, hashes and meta; exit 1 on any failure."""
+    from rwkv_data.errors import ShardFormatError
+    from rwkv_data.pipelines.shardcheck import format_verify, verify
+
+    report = verify(prefix, vocab_size)
+    emit(report, as_json, format_verify(report))
+    if not report["ok"]:
+        raise ShardFormatError(f"{prefix}: failed {', '.join(f['check'] for f in report['failures'])}")
+
+
 # ---- model commands: train, evaluate, finetune ---------------------------------------------------------
 
 

@@ -176,3 +176,34 @@ class VocabConfig:
     replace_unused: bool = False  # also replace base tokens greedy never uses on the input corpus
     idmap: str = ""  # id map JSON for the embedding initialisation ("" = <output>.idmap.json)
     first_new_id: int = 0  # 0: past the base max_id, rounded up to 64 (World: 65536, its embedding rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardConfig:
+    """``rwkv-data shard``: corpora -> RWKV-readable binidx shards ``P.bin/.idx`` + ``P_val`` + ``P.meta.json``.
+
+    Format and semantics: docs/shard-format.md. Sizes of text are in bytes, budgets in tokens.
+    """
+
+    inputs: tuple[str, ...] = ()  # files, folders, globs, datasets save_to_disk folders, hf:NAME[:CONFIG]
+    output: str = "data/shard"  # the prefix P
+    vocab: str = ""  # vocab file ("" = RWKV World rwkv_vocab_v20230424)
+    tokenizer_impl: str = "auto"  # "auto" | "native" | "python"
+    text_field: str = "text"
+    lang_field: str = "lang"
+    lang: str = ""  # language of records without lang_field and of .txt files ("" = "und")
+    split_paragraphs: bool = False  # .txt: one document per blank-line separated paragraph
+    hf_split: str = "train"  # split of a DatasetDict folder or a hub dataset
+    on_error: str = "raise"  # "raise": stop at the first bad record; "skip": count it by reason
+    val_fraction: float = 0.01  # share of each language's documents in P_val (by content hash)
+    val_min_docs: int = 10  # ... but at least this many per language (at most half of its documents)
+    seed: int = 0  # shuffle and subsampling seed
+    lang_budgets: dict[str, int] = dataclasses.field(default_factory=dict)  # lang -> training tokens target
+    temperature: float = 0.0  # > 0: weight languages to p**(1/T) of their token share (0 = natural mix)
+    ctx_lens: tuple[int, ...] = (512, 4096)  # magic_prime / my_exit_tokens are computed for each
+    lang_array: bool = True  # write P.lang.npy (uint16 index into meta "languages", one per item)
+    workers: int = 1  # tokenizer processes
+    work_dir: str = ""  # parts and completion markers ("" = P.work next to the output)
+    keep_work: bool = False  # keep the parts after success (a rerun then only redoes the merge)
+    bucket_docs: int = 1 << 20  # shuffle records per bucket (merge RAM ~ 26 B x this); never changes bytes
+    progress: bool = True  # tqdm bar on stderr

@@ -1,0 +1,262 @@
+"""Stage 2 of ``rwkv-data shard``: validation split, language weighting, streamed shuffle, merge.
+
+Everything here reads the parts' small ``.docs`` records in chunks and never holds the corpus in RAM:
+
+1. Validation split (per document, by its content hash ``key``): a document goes to ``P_val`` when
+   ``key < fraction * 2**64``, or when its key is among the ``min_docs`` smallest of its language
+   (capped at half the language's documents, so training keeps most of a small language).
+   Identical texts share a key, so they land on the same side.
+2. Weights per language (training side only) from token budgets or a temperature; a weight w keeps
+   ``floor(w)`` copies of each document plus one more with probability ``frac(w)`` (w < 1 subsamples),
+   decided by a seeded hash of (part, document, copy).
+3. Shuffle: every kept copy gets a 64-bit key ``r`` = splitmix64 of (seed, part, document, copy); the
+   output order is ascending ``r`` (ties: part, offset), i.e. a seeded uniform permutation. It is produced
+   by an external distribution sort: records go to ``2**k`` bucket files by the top ``k`` bits of ``r``,
+   then each bucket is sorted in RAM and its documents copied from the parts. ``k`` only bounds memory
+   (``bucket_docs`` records per bucket on average); it never changes the output.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rwkv_data.pipelines.binidx import BinidxWriter
+from rwkv_data.pipelines.shard_parts import DOC_RECORD
+
+from rwkv_data.errors import ConfigError
+
+CHUNK_DOCS = 1 << 20  # .docs records read per step
+REC = np.dtype([("r", "<u8"), ("off", "<u8"), ("part", "<u4"), ("ntok", "<u4"), ("lang", "<u2")])
+COPY_BYTES = 8 << 20  # tokens gathered before one write
+SALT_SHUFFLE, SALT_KEEP = np.uint64(0x5EED5EED5EED5EED), np.uint64(0xC0FFEE00C0FFEE00)
+SPLITS = ("train", "val")
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """Vectorised splitmix64 finaliser (uint64 in, uint64 out; wrap-around arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+@dataclass
+class PartRef:
+    """A finished part: where it is, its documents, and its language table mapped to global indices."""
+
+    index: int
+    stem: str
+    documents: int
+    lang_map: np.ndarray  # part-local language index -> global index
+
+
+@dataclass
+class SplitCounts:
+    """Per-language [documents, tokens, bytes, characters] of one output split."""
+
+    table: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+
+    def add(self, lang: np.ndarray, rec: np.ndarray, copies: np.ndarray, n_langs: int) -> None:
+        if self.table.shape[0] < n_langs:
+            self.table = np.vstack([self.table, np.zeros((n_langs - self.table.shape[0], 4), np.int64)])
+        for j, col in enumerate((None, "ntok", "nbytes", "nchars")):
+            w = copies if col is None else copies * rec[col].astype(np.int64)
+            self.table[:, j] += np.bincount(lang, weights=w, minlength=n_langs).astype(np.int64)
+
+
+def iter_docs(part: PartRef) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(first local index, records, global language) of a part, CHUNK_DOCS at a time."""
+    with open(f"{part.stem}.docs", "rb") as f:
+        start = 0
+        while True:
+            rec = np.fromfile(f, dtype=DOC_RECORD, count=CHUNK_DOCS)
+            if rec.size == 0:
+                return
+            yield start, rec, part.lang_map[rec["lang"]]
+            start += rec.size
+
+
+def val_mask(rec: np.ndarray, glang: np.ndarray, threshold: int, cutoff: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """True where a document belongs to the validation split."""
+    return (rec["key"] < np.uint64(threshold)) | (has[glang] & (rec["key"] <= cutoff[glang]))
+
+
+def val_cutoffs(parts: list[PartRef], n_langs: int, min_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per language: document count, the key at or below which its ``k`` smallest lie
+    (k = min(min_docs, docs // 2)), and whether that cutoff applies (k > 0)."""
+    best = [np.zeros(0, np.uint64) for _ in range(n_langs)]
+    counts = np.zeros(n_langs, np.int64)
+    for part in parts:
+        for _, rec, glang in iter_docs(part):
+            counts += np.bincount(glang, minlength=n_langs)
+            if min_docs <= 0:
+                continue
+            for lg in np.unique(glang):
+                best[lg] = np.sort(np.concatenate([best[lg], rec["key"][glang == lg]]))[:min_docs]
+    cutoff = np.zeros(n_langs, np.uint64)
+    has = np.zeros(n_langs, bool)
+    for lg in range(n_langs):
+        k = min(min_docs, int(counts[lg]) // 2)
+        if k > 0:
+            cutoff[lg], has[lg] = best[lg][k - 1], True
+    return counts, cutoff, has
+
+
+def lang_weights(train_tokens: dict[str, int], budgets: dict[str, int], temperature: float) -> dict[str, float]:
+    """Weight per language: budget / tokens, or temperature sampling q ~ p**(1/T) at constant total."""
+    if budgets and temperature:
+        raise ConfigError("give either per-language token budgets or a temperature, not both")
+    unknown = sorted(set(budgets) - set(train_tokens))
+    if unknown:
+        raise ConfigError(f"token budgets for languages not in the corpus: {unknown}; present: {sorted(train_tokens)}")
+    if budgets:
+        return {lg: (budgets[lg] / t if lg in budgets else 1.0) if t else 1.0 for lg, t in train_tokens.items()}
+    if temperature:
+        if temperature < 0:
+            raise ConfigError(f"temperature must be > 0, not {temperature}")
+        total = sum(train_tokens.values())
+        scaled = {lg: (t / total) ** (1.0 / temperature) for lg, t in train_tokens.items() if t}
+        z = sum(scaled.values())
+        return {lg: (scaled[lg] / z * total / t if t else 1.0) for lg, t in train_tokens.items()}
+    return dict.fromkeys(train_tokens, 1.0)
+
+
+def copies_of(part: int, start: int, n: int, weight: np.ndarray, seed: int) -> np.ndarray:
+    """How many copies each document keeps under its language weight (deterministic in seed)."""
+    whole = np.floor(weight).astype(np.int64)
+    frac = weight - whole
+    uid = (np.uint64(part) << np.uint64(32)) | np.arange(start, start + n, dtype=np.uint64)
+    u = splitmix64(uid ^ splitmix64(np.array([seed], np.uint64) ^ SALT_KEEP)).astype(np.float64) / 2.0**64
+    return whole + (u < frac)
+
+
+@dataclass
+class MergePlan:
+    """The decisions of one merge (inputs to :func:`merge`)."""
+
+    parts: list[PartRef]
+    langs: list[str]
+    threshold: int
+    cutoff: np.ndarray
+    has_cutoff: np.ndarray
+    weights: np.ndarray  # per global language
+    seed: int
+    bucket_docs: int
+
+
+def distribute(plan: MergePlan, work: Path, split: str, expected: int) -> tuple[int, SplitCounts, int]:
+    """Write the shuffle records of ``split`` to bucket files; returns (records, counts, bucket bits)."""
+    bits = max(0, math.ceil(math.log2(max(1.0, expected / max(1, plan.bucket_docs)))))
+    bits = min(bits, 16)
+    buffers: dict[int, list[np.ndarray]] = {}
+    pending = 0
+    total = 0
+    counts = SplitCounts()
+    seedmix = splitmix64(np.array([plan.seed], np.uint64) ^ SALT_SHUFFLE)
+    n_langs = len(plan.langs)
+
+    def spill() -> None:
+        nonlocal pending
+        for b, arrs in buffers.items():
+            with open(work / f"{split}-{b:05d}.rec", "ab") as f:
+                for a in arrs:
+                    f.write(memoryview(a).cast("B"))
+        buffers.clear()
+        pending = 0
+
+    for part in plan.parts:
+        off_base = 0
+        for start, rec, glang in iter_docs(part):
+            isval = val_mask(rec, glang, plan.threshold, plan.cutoff, plan.has_cutoff)
+            offs = off_base + np.cumsum(rec["ntok"].astype(np.uint64)) - rec["ntok"]
+            off_base += int(rec["ntok"].astype(np.int64).sum())
+            if split == "val":
+                copies = isval.astype(np.int64)
+            else:
+                copies = np.where(isval, 0, copies_of(part.index, start, rec.size, plan.weights[glang], plan.seed))
+            counts.add(glang, rec, copies, n_langs)
+            idx = np.repeat(np.arange(rec.size), copies)
+            if idx.size == 0:
+                continue
+            copy_no = np.arange(idx.size) - np.repeat(np.cumsum(copies) - copies, copies)
+            uid = (np.uint64(part.index) << np.uint64(32)) | (np.uint64(start) + idx.astype(np.uint64))
+            out = np.empty(idx.size, REC)
+            out["r"] = splitmix64(splitmix64(uid ^ seedmix) + copy_no.astype(np.uint64))
+            out["off"], out["part"] = offs[idx], part.index
+            out["ntok"], out["lang"] = rec["ntok"][idx], glang[idx]
+            bucket = (out["r"] >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(idx.size, np.int64)
+            order = np.argsort(bucket, kind="stable")
+            out, bucket = out[order], bucket[order]
+            bounds = np.flatnonzero(np.diff(bucket)) + 1
+            for seg in np.split(np.arange(idx.size), bounds):
+                buffers.setdefault(int(bucket[seg[0]]), []).append(out[seg])
+            total += idx.size
+            pending += idx.size
+            if pending >= plan.bucket_docs:
+                spill()
+    spill()
+    return total, counts, bits
+
+
+class _Parts:
+    """Memory maps of part token files, a bounded number open at a time."""
+
+    def __init__(self, plan: MergePlan, dtype: np.dtype, limit: int = 256) -> None:
+        self.stems = {p.index: p.stem for p in plan.parts}
+        self.dtype, self.limit = dtype, limit
+        self.open: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, part: int) -> np.ndarray:
+        mm = self.open.pop(part, None)
+        if mm is None:
+            path = f"{self.stems[part]}.bin"
+            mm = np.memmap(path, self.dtype, "r") if os.path.getsize(path) else np.zeros(0, self.dtype)
+            if len(self.open) >= self.limit:
+                self.open.popitem(last=False)
+        self.open[part] = mm
+        return mm
+
+
+def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, prefix: str, dtype: np.dtype,
+                lang_path: str | None) -> dict[str, Any]:
+    """Sort each bucket by r and copy its documents into ``prefix.bin/.idx`` (+ the language array)."""
+    parts = _Parts(plan, dtype)
+    langs_out = None
+    if lang_path is not None:
+        langs_out = np.lib.format.open_memmap(f"{lang_path}.tmp.npy", mode="w+", dtype=np.uint16, shape=(total,))
+    done = 0
+    with BinidxWriter(prefix, dtype) as w:
+        for b in range(1 << bits):
+            path = work / f"{split}-{b:05d}.rec"
+            if not path.exists():
+                continue
+            recs = np.fromfile(path, REC)
+            recs = recs[np.lexsort((recs["off"], recs["part"], recs["r"]))]
+            chunk: list[np.ndarray] = []
+            got = 0
+            for part, off, n in zip(recs["part"].tolist(), recs["off"].tolist(), recs["ntok"].tolist(), strict=True):
+                chunk.append(parts[part][off:off + n])
+                got += n
+                if got >= COPY_BYTES // dtype.itemsize:
+                    w.add_items(np.concatenate(chunk), np.fromiter((c.size for c in chunk), np.int64, len(chunk)))
+                    chunk, got = [], 0
+            if chunk:
+                w.add_items(np.concatenate(chunk), np.fromiter((c.size for c in chunk), np.int64, len(chunk)))
+            if langs_out is not None:
+                langs_out[done:done + recs.size] = recs["lang"]
+            done += recs.size
+            path.unlink()
+    if langs_out is not None:
+        langs_out.flush()
+        del langs_out
+        os.replace(f"{lang_path}.tmp.npy", lang_path)
+    assert done == total, (done, total)  # internal invariant
+    return w.result or {}

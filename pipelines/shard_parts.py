@@ -1,0 +1,172 @@
+"""Stage 1 of ``rwkv-data shard``: one reader unit (file / row group / arrow file) -> one tokenized part.
+
+A part in the work folder is four files, each written under a temporary name and renamed:
+``part-NNNNNN.bin`` (tokens of every document, EOS 0 appended, in the final dtype), ``.docs`` (one
+:data:`DOC_RECORD` per document), ``.json`` (summary: unit, language table, counts, skips) and last the
+completion marker ``.done`` holding the part key. A rerun reuses a part only when its marker holds the same
+key (input fingerprint + every option that changes the part's bytes), so a killed job continues where it
+stopped and a changed input or option redoes its part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rwkv_data.pipelines.readers import ReadOptions, ReadStats, Unit, iter_unit
+
+PART_FORMAT = 1
+# key: 64-bit content hash (validation split); ntok includes the EOS; lang: index into the part's table
+DOC_RECORD = np.dtype([("key", "<u8"), ("ntok", "<u4"), ("nbytes", "<u4"), ("nchars", "<u4"), ("lang", "<u2"),
+                       ("pad", "<u2")])
+BATCH_BYTES = 1 << 20  # text per encode_batch call: large enough to amortise the call, small for RAM
+BATCH_DOCS = 1024
+
+Progress = Callable[[int, int, int], None]  # (documents, text bytes, tokens) since the last call
+
+
+@dataclass(frozen=True)
+class PartTask:
+    """Everything a worker needs to build one part (picklable)."""
+
+    index: int
+    unit: Unit
+    opts: ReadOptions
+    work_dir: str
+    key: str
+    dtype: str
+
+    @property
+    def stem(self) -> Path:
+        return Path(self.work_dir) / f"part-{self.index:06d}"
+
+
+def part_key(unit: Unit, opts: ReadOptions, tokenizer_sha256: str, dtype: str) -> str:
+    """Hash of what determines a part's bytes: the unit's fingerprint, read options, tokenizer, dtype."""
+    blob = json.dumps({"format": PART_FORMAT, "unit": unit.fingerprint(), "opts": asdict(opts),
+                       "tokenizer": tokenizer_sha256, "dtype": dtype}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def is_done(task: PartTask) -> bool:
+    """The part's marker exists and holds this task's key."""
+    try:
+        return Path(f"{task.stem}.done").read_text() == task.key
+    except OSError:
+        return False
+
+
+def load_summary(task: PartTask) -> dict[str, Any]:
+    """The ``.json`` summary of a finished part."""
+    return json.loads(Path(f"{task.stem}.json").read_text(encoding="utf-8"))
+
+
+def doc_key(data: bytes) -> int:
+    """The document's 64-bit content hash (blake2b): decides the validation split, identical texts agree."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+class _Part:
+    """Open temporary files of a part being built."""
+
+    def __init__(self, task: PartTask) -> None:
+        self.task = task
+        self.tmp = {ext: Path(f"{task.stem}.{ext}.tmp") for ext in ("bin", "docs", "json", "done")}
+        self.bin = open(self.tmp["bin"], "wb")  # noqa: SIM115 - closed in finish/abort
+        self.docs = open(self.tmp["docs"], "wb")  # noqa: SIM115
+        self.langs: dict[str, int] = {}
+        self.counts: dict[str, list[int]] = {}  # lang -> [docs, tokens, bytes, chars]
+        self.dtype = np.dtype(task.dtype)
+
+    def write(self, arrays: list[np.ndarray], datas: list[bytes], nchars: list[int], langs: list[str]) -> int:
+        rec = np.zeros(len(arrays), DOC_RECORD)
+        ntok = np.fromiter((a.size + 1 for a in arrays), dtype=np.int64, count=len(arrays))
+        nbytes = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+        if int(nbytes.max()) > 0xFFFFFFFF:
+            raise ValueError(f"{self.task.unit.describe()}: a document over 4 GiB")
+        rec["key"] = [doc_key(d) for d in datas]
+        rec["ntok"], rec["nbytes"] = ntok, nbytes
+        rec["nchars"] = nchars
+        rec["lang"] = [self.langs.setdefault(lg, len(self.langs)) for lg in langs]
+        flat = np.zeros(int(ntok.sum()), self.dtype)  # zeros: the EOS after each document stays 0
+        ends = np.cumsum(ntok)
+        for a, end in zip(arrays, ends, strict=True):
+            flat[end - 1 - a.size:end - 1] = a
+        self.bin.write(memoryview(flat).cast("B"))
+        self.docs.write(memoryview(rec).cast("B"))
+        for lg, t, b, c in zip(langs, ntok.tolist(), nbytes.tolist(), rec["nchars"].tolist(), strict=True):
+            row = self.counts.setdefault(lg, [0, 0, 0, 0])
+            row[0] += 1
+            row[1] += t
+            row[2] += b
+            row[3] += c
+        return int(flat.size)
+
+    def finish(self, stats: ReadStats) -> dict[str, Any]:
+        self.bin.close()
+        self.docs.close()
+        table = sorted(self.counts)
+        summary = {
+            "index": self.task.index, "key": self.task.key, "unit": self.task.unit.fingerprint(),
+            "langs": list(self.langs), "records": stats.records, "documents": stats.documents,
+            "tokens": sum(r[1] for r in self.counts.values()),
+            "per_language": {lg: dict(zip(("documents", "tokens", "bytes", "characters"), self.counts[lg],
+                                          strict=True)) for lg in table},
+            "skipped": dict(sorted(stats.skipped.items())), "first_skip": stats.first_skip,
+        }
+        self.tmp["json"].write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+        for ext in ("bin", "docs", "json"):
+            os.replace(self.tmp[ext], f"{self.task.stem}.{ext}")
+        self.tmp["done"].write_text(self.task.key)
+        os.replace(self.tmp["done"], f"{self.task.stem}.done")  # the marker goes last
+        return summary
+
+    def abort(self) -> None:
+        for f in (self.bin, self.docs):
+            f.close()
+        for p in self.tmp.values():
+            p.unlink(missing_ok=True)
+
+
+def build_part(task: PartTask, tokenizer: Any, progress: Progress | None = None) -> dict[str, Any]:
+    """Read, tokenize and write one part; returns its summary. Raises InputFormatError in raise mode."""
+    Path(f"{task.stem}.done").unlink(missing_ok=True)  # stale marker of an older key
+    stats = ReadStats()
+    part = _Part(task)
+    datas: list[bytes] = []
+    nchars: list[int] = []
+    langs: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        arrays = tokenizer.encode_batch(datas, num_threads=1, as_array=True)
+        tokens = part.write(arrays, datas, nchars, langs)
+        if progress is not None:
+            progress(len(datas), size, tokens)
+        datas.clear()
+        nchars.clear()
+        langs.clear()
+        size = 0
+
+    try:
+        for doc in iter_unit(task.unit, task.opts, stats):
+            data = doc.text.encode("utf-8")
+            datas.append(data)
+            nchars.append(len(doc.text))
+            langs.append(doc.lang)
+            size += len(data)
+            if size >= BATCH_BYTES or len(datas) >= BATCH_DOCS:
+                flush()
+        if datas:
+            flush()
+        return part.finish(stats)
+    except BaseException:
+        part.abort()
+        raise

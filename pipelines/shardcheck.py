@@ -1,0 +1,208 @@
+"""``rwkv-data verify P`` and ``rwkv-data inspect P``: integrity checks and a readable summary of a shard.
+
+verify names every failed check (``header``, ``idx_length``, ``bin_length``, ``pointers``, ``doc_idx``,
+``eos``, ``eos_inside``, ``max_id``, ``sha256_bin``, ``sha256_idx``, ``meta_counts``, ``lang_array``);
+checks that depend on a broken structure are listed under ``not_checked``. The token stream is read in
+chunks, so memory stays flat for any shard size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rwkv_data.pipelines.binidx import HEADER_BYTES, BinidxReader, Header, read_header
+
+from rwkv_data.errors import ShardFormatError
+
+CHUNK_TOKENS = 1 << 24
+CHUNK_ITEMS = 1 << 20
+
+
+def load_meta(prefix: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """``P.meta.json`` when present, else None."""
+    path = Path(f"{prefix}.meta.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None) -> dict[str, Any]:
+    """Check a shard against the MMIDIDX v1 rules and its meta.json; ``ok`` is False when any check fails.
+
+    Args:
+        prefix: the shard prefix P (``P.bin``, ``P.idx``, optional ``P.meta.json`` and ``P.lang.npy``).
+        vocab_size: ids must be below it (default: the tokenizer's vocab_size in meta.json, if any).
+    """
+    failures: list[dict[str, str]] = []
+    passed: list[str] = []
+    skipped: list[str] = []
+    idx_path, bin_path = Path(f"{prefix}.idx"), Path(f"{prefix}.bin")
+
+    def check(name: str, ok: bool, message: str) -> bool:
+        (passed.append(name) if ok else failures.append({"check": name, "message": message}))
+        return ok
+
+    meta = load_meta(prefix)
+    if vocab_size is None and meta is not None:
+        vocab_size = int(meta["tokenizer"]["vocab_size"])
+    report: dict[str, Any] = {"prefix": str(prefix), "failures": failures, "passed": passed, "not_checked": skipped}
+    missing = [str(p) for p in (idx_path, bin_path) if not p.is_file()]
+    if missing:
+        check("files", False, f"missing {missing}")
+        report["ok"] = False
+        return report
+    header: Header | None
+    try:
+        header = read_header(idx_path)
+        check("header", True, "")
+    except ShardFormatError as exc:
+        check("header", False, str(exc))
+        header = None
+    structural = ["idx_length", "bin_length", "pointers", "doc_idx", "eos", "eos_inside", "max_id", "meta_counts",
+                  "lang_array"]
+    if header is not None:
+        size = idx_path.stat().st_size
+        if check("idx_length", size == header.idx_bytes(), f"{idx_path} is {size} bytes, the header implies "
+                 f"{header.idx_bytes()} ({'truncated' if size < header.idx_bytes() else 'trailing bytes'})"):
+            _structure(BinidxReader(prefix), header, bin_path, vocab_size, meta, check)
+        else:
+            skipped += structural[1:]
+    else:
+        skipped += structural
+    if meta is not None:
+        check("sha256_bin", _sha256(bin_path) == meta["sha256"]["bin"], f"{bin_path} sha256 differs from meta.json")
+        check("sha256_idx", _sha256(idx_path) == meta["sha256"]["idx"], f"{idx_path} sha256 differs from meta.json")
+    else:
+        skipped += ["sha256_bin", "sha256_idx", "meta_counts"]
+    report["ok"] = not failures
+    return report
+
+
+def _structure(r: BinidxReader, header: Header, bin_path: Path, vocab_size: int | None,
+               meta: dict[str, Any] | None, check: Any) -> None:
+    item = r.dtype.itemsize
+    n_tok, n = r.num_tokens, len(r)
+    total, bad_ptr, bad_eos, carry = 0, -1, 0, 0
+    for lo in range(0, n, CHUNK_ITEMS):  # item chunks: flat memory for any item count
+        sizes = np.asarray(r.sizes[lo:lo + CHUNK_ITEMS], dtype=np.int64)
+        want = carry + (np.cumsum(sizes) - sizes) * item
+        carry += int(sizes.sum()) * item
+        total += int(sizes.sum())
+        wrong = np.flatnonzero(np.asarray(r.pointers[lo:lo + CHUNK_ITEMS]) != want)
+        if wrong.size and bad_ptr < 0:
+            bad_ptr = lo + int(wrong[0])
+        ends = want // item + sizes - 1
+        valid = (sizes > 0) & (ends < n_tok)
+        bad_eos += int((~valid).sum()) + int(np.count_nonzero(np.asarray(r.tokens[ends[valid]]) != 0))
+    nbytes = bin_path.stat().st_size
+    check("bin_length", nbytes == total * item, f"{bin_path} is {nbytes} bytes, sizes say {total * item}")
+    check("pointers", bad_ptr < 0, f"pointers differ from the prefix sums of sizes from item {bad_ptr} on")
+    d = np.asarray(r.doc_idx[:1]), np.asarray(r.doc_idx[-1:])
+    steps_ok = all(bool(np.all(np.diff(np.asarray(r.doc_idx[lo:lo + CHUNK_ITEMS + 1])) >= 0))
+                   for lo in range(0, max(len(r.doc_idx) - 1, 1), CHUNK_ITEMS))
+    check("doc_idx", d[0].tolist() == [0] and d[1].tolist() == [n] and steps_ok,
+          f"doc_idx must rise from 0 to {n}: starts {d[0].tolist()}, ends {d[1].tolist()}")
+    check("eos", bad_eos == 0, f"{bad_eos} item(s) do not end in the EOS token 0")
+    zeros, top = 0, -1
+    for start in range(0, n_tok, CHUNK_TOKENS):
+        chunk = np.asarray(r.tokens[start:start + CHUNK_TOKENS])
+        zeros += int(np.count_nonzero(chunk == 0))
+        top = max(top, int(chunk.max()))
+    check("eos_inside", zeros == len(r), f"{zeros - len(r)} token(s) 0 inside documents (0 is only EOS)")
+    if vocab_size is not None:
+        check("max_id", top < vocab_size, f"max token id {top} >= vocab size {vocab_size}")
+    if meta is not None:
+        check("meta_counts", meta["tokens"] == n_tok and meta["items"] == len(r),
+              f"meta.json says {meta['items']} items / {meta['tokens']} tokens, files hold {len(r)} / {n_tok}")
+        lang_file = Path(r.prefix.parent, meta["files"]["lang"]) if meta["files"].get("lang") else None
+        if lang_file is not None:
+            ok = lang_file.is_file()
+            arr = np.load(lang_file, mmap_mode="r") if ok else np.zeros(0)
+            check("lang_array", ok and arr.shape == (len(r),) and (arr.size == 0 or int(arr.max()) <
+                                                                     len(meta["languages"])),
+                  f"{lang_file}: missing or not one language index per item")
+
+
+def tokenizer_for(prefix: str | os.PathLike[str], vocab: str | None = None) -> Any:
+    """The tokenizer to decode a shard: ``vocab`` if given, else the one recorded in meta.json when its
+    sha256 still matches; None when neither is available (inspect then shows ids only)."""
+    from rwkv_data.tokenizer import TrieTokenizer
+
+    meta = load_meta(prefix)
+    if vocab:
+        return TrieTokenizer.from_file(vocab)
+    if meta is None:
+        return None
+    path = meta.get("config", {}).get("vocab", "")
+    try:
+        tok = TrieTokenizer.from_file(path) if path else TrieTokenizer.world()
+    except (OSError, ValueError):
+        return None
+    return tok if tok.sha256 == meta["tokenizer"]["sha256"] else None
+
+
+def inspect(prefix: str | os.PathLike[str], tokenizer: Any = None, sample: int = 0,
+            max_chars: int = 400) -> dict[str, Any]:
+    """Counts, the per-language table (from meta.json, else from the language array) and one decoded item."""
+    r = BinidxReader(prefix)
+    meta = load_meta(prefix)
+    out: dict[str, Any] = {"prefix": str(prefix), "items": len(r), "tokens": r.num_tokens, "dtype": r.dtype.name,
+                           "dtype_code": r.header.dtype_code, "idx_header_bytes": HEADER_BYTES}
+    if meta is not None:
+        out.update(languages=meta["per_language"], skipped=meta["skipped"], rwkv_lm=meta["rwkv_lm"],
+                   tokenizer=meta["tokenizer"], validation=meta["validation"], mixing=meta["mixing"])
+    if len(r):
+        i = sample % len(r)
+        ids = np.asarray(r[i])
+        s: dict[str, Any] = {"item": i, "tokens": int(ids.size), "ids_head": ids[:16].tolist()}
+        lang_file = Path(f"{prefix}.lang.npy")
+        if meta is not None and lang_file.is_file():
+            s["lang"] = meta["languages"][int(np.load(lang_file, mmap_mode="r")[i])]
+        if tokenizer is not None:
+            text = tokenizer.decode(ids[:-1] if ids.size and ids[-1] == 0 else ids, errors="replace")
+            s["text"] = text[:max_chars] + ("..." if len(text) > max_chars else "")
+        out["sample"] = s
+    return out
+
+
+def format_inspect(info: dict[str, Any]) -> str:
+    """The human-readable report of :func:`inspect`."""
+    lines = [f"{info['prefix']}: {info['items']} documents, {info['tokens']} tokens, {info['dtype']} "
+             f"(code {info['dtype_code']})"]
+    if "languages" in info:
+        lines.append(f"{'lang':<10} {'docs':>9} {'tokens':>12} {'bytes':>12} {'chars':>12} {'bytes/tok':>9} "
+                     f"{'weight':>7}")
+        for lg, c in info["languages"].items():
+            bpt = c["bytes"] / c["tokens"] if c["tokens"] else 0.0
+            lines.append(f"{lg:<10} {c['documents']:>9} {c['tokens']:>12} {c['bytes']:>12} {c['characters']:>12} "
+                         f"{bpt:>9.2f} {c.get('weight', 1.0):>7.3g}")
+        if info["skipped"]:
+            lines.append("skipped: " + ", ".join(f"{k}={v}" for k, v in info["skipped"].items()))
+        for m in info["rwkv_lm"]:
+            lines.append(f"ctx_len {m['ctx_len']}: {m['train_args']}" + ("" if m["ok"] else f"  (!) {m['problem']}"))
+    if "sample" in info:
+        s = info["sample"]
+        lines.append(f"item {s['item']} ({s.get('lang', '?')}, {s['tokens']} tokens): ids {s['ids_head']}...")
+        if "text" in s:
+            lines.append(s["text"])
+    return "\n".join(lines)
+
+
+def format_verify(report: dict[str, Any]) -> str:
+    """The human-readable report of :func:`verify`."""
+    lines = [f"{report['prefix']}: {'OK' if report['ok'] else 'FAILED'} ({len(report['passed'])} checks passed)"]
+    lines += [f"  FAIL {f['check']}: {f['message']}" for f in report["failures"]]
+    if report["not_checked"]:
+        lines.append(f"  not checked: {', '.join(report['not_checked'])}")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Byte streams of corpus files: plain, zstd (concatenated frames) and gzip (multi-member), decoded
+incrementally so every complete line before a truncation or corruption is still delivered.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from rwkv_data.errors import DependencyMissing, InputFormatError
+
+CHUNK = 1 << 20  # decompressed bytes per read; lines are split out of these chunks
+
+
+def open_chunks(path: str) -> Iterator[bytes]:
+    """Decompressed byte chunks; a truncated or corrupt stream is reported after the good chunks."""
+    name = path.lower()
+    try:
+        with open(path, "rb") as f:
+            if name.endswith((".zst", ".zstd")):
+                yield from _zstd_chunks(f, path)
+            elif name.endswith(".gz"):
+                yield from _gzip_chunks(f)
+            else:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+    except EOFError as exc:
+        raise Truncated(f"{path}: compressed stream ends early ({exc}); the file is truncated") from exc
+    except (OSError, zlib.error) as exc:
+        if isinstance(exc, FileNotFoundError | PermissionError):
+            raise InputFormatError(f"{path}: cannot open: {exc}") from exc
+        raise Corrupt(f"{path}: corrupt compressed stream: {exc}") from exc
+
+
+def _zstd_chunks(f: BinaryIO, path: str) -> Iterator[bytes]:
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - zstandard is a core dependency
+        raise DependencyMissing(f"{path}: reading .zst needs zstandard: pip install zstandard") from exc
+    dctx = zstandard.ZstdDecompressor()
+    d = dctx.decompressobj()
+    pending = False  # bytes of an unfinished frame were fed
+    try:
+        while raw := f.read(CHUNK):
+            while raw:
+                out = d.decompress(raw)
+                pending = not d.eof
+                if out:
+                    yield out
+                raw = d.unused_data if d.eof else b""
+                if d.eof:  # concatenated frames: start a fresh decoder on the rest
+                    d = dctx.decompressobj()
+                    pending = bool(raw)
+    except zstandard.ZstdError as exc:
+        raise Corrupt(f"{path}: corrupt zstd stream: {exc}") from exc
+    if pending:
+        raise EOFError("zstd frame not finished")
+
+
+def _gzip_chunks(f: BinaryIO) -> Iterator[bytes]:
+    # zlib directly rather than gzip.GzipFile: GzipFile.read(n) discards what it decoded of a truncated
+    # member, and we want to keep every complete line before the cut.
+    d = zlib.decompressobj(wbits=31)
+    pending = False
+    while raw := f.read(CHUNK):
+        while raw:
+            out = d.decompress(raw)
+            pending = not d.eof
+            if out:
+                yield out
+            raw = d.unused_data if d.eof else b""
+            if d.eof:  # multi-member gzip
+                d = zlib.decompressobj(wbits=31)
+                pending = bool(raw)
+    if pending:
+        raise EOFError("gzip member not finished")
+
+
+class Truncated(Exception):
+    """The compressed stream ends before its end marker (message names the file)."""
+
+
+class Corrupt(Exception):
+    """The compressed stream cannot be decoded (message names the file)."""
