@@ -207,3 +207,28 @@ class ShardConfig:
     keep_work: bool = False  # keep the parts after success (a rerun then only redoes the merge)
     bucket_docs: int = 1 << 20  # shuffle records per bucket (merge RAM ~ 26 B x this); never changes bytes
     progress: bool = True  # tqdm bar on stderr
+
+
+# ---- audit job (issue 7) -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    """``rwkv-data audit``: tokenization efficiency per language and tokenizer (docs/metrics.md)."""
+
+    corpus: str = ""  # UDHR-layout parallel .jsonl(.zst), mono folder/files (<lang>.jsonl.zst), or flores:<split>
+    tokenizers: tuple[str, ...] = ("world", "bytes")  # specs: world, bytes, vocab.txt, hf:, tiktoken:, sp:
+    out_dir: str = "out/audit"  # summary.json, languages.csv, report.html, config.json, stats.json
+    layout: str = "auto"  # auto | parallel | mono
+    reference: str = "eng"  # parity reference language (UDHR code, lang tag, or FLORES eng_Latn)
+    langs: tuple[str, ...] = ()  # audit only these languages (empty: all)
+    max_bytes_per_lang: int = 2_000_000  # mono corpora: documents per language up to this many bytes (0 = all)
+    bootstrap: int = 1000  # resamples of articles/sentences/documents for the confidence intervals
+    confidence: float = 0.95
+    seed: int = 0
+    alpha: float = 2.5  # Rényi order (Zouhar et al. 2023)
+    vocab_size: int = 0  # |V| for Rényi efficiency (0 = each tokenizer's own size)
+    greedy_gap: bool = True  # minimum-token DP for greedy (trie) tokenizers
+    fail_if: tuple[str, ...] = ()  # CI thresholds, e.g. "max_parity>2.5" (exit 1 when any holds)
+    html: bool = True
+    num_threads: int = 0  # encoder threads for trie tokenizers (0 = the tokenizer's default)
