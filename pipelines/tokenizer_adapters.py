@@ -259,11 +259,13 @@ class SentencePieceAdapter(TokenizerAdapter):
     def encode_with_ends(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
         for text in texts:
-            pieces = self.sp.encode(text, out_type="immutable_proto").pieces
+            pieces = self.sp.encode(text, return_type="proto").pieces
             ids = np.asarray([p.id for p in pieces], dtype=np.int64)
-            limit = len(text.encode("utf-8"))
-            ends = np.minimum(np.maximum.accumulate(np.asarray([p.end for p in pieces], dtype=np.int64)), limit)
-            out.append((ids, ends))
+            ends, prev = [], 0
+            for p in pieces:  # byte pieces carry the whole character's span on the last byte only
+                prev = prev + 1 if self.fallback[p.id] else max(prev, p.end)
+                ends.append(prev)
+            out.append((ids, np.minimum(np.asarray(ends, dtype=np.int64), len(text.encode("utf-8")))))
         return out
 
 
