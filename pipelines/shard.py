@@ -13,6 +13,7 @@ output is byte-identical for any ``--workers`` and after any kill + rerun.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import logging
 import multiprocessing as mp
@@ -114,23 +115,23 @@ def build_parts(todo: list[PartTask], tokenizer: Any, workers: int, bar: _Bar) -
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     counters = ctx.Array("q", 3)
-    # largest inputs first, so the last part to finish is a small one (the part index fixes the output order)
+    # largest inputs first, so the last part to finish is a small one (the part index fixes the output order);
+    # ProcessPoolExecutor rather than Pool: a worker killed by the OS fails the job instead of hanging it
     order = sorted(todo, key=lambda t: -_unit_size(t))
-    with ctx.Pool(min(workers, len(todo)), _init_worker, (tokenizer, counters)) as pool:
-        pending = [pool.apply_async(_work, (t,)) for t in order]
-        while pending:
-            time.sleep(0.2)
-            still = []
-            for r in pending:
-                if r.ready():
-                    r.get()  # re-raises a worker's InputFormatError here
+    with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
+                                initargs=(tokenizer, counters)) as pool:
+        pending = {pool.submit(_work, t) for t in order}
+        try:
+            while pending:
+                done, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
+                for f in done:
+                    f.result()  # re-raises a worker's InputFormatError (or BrokenProcessPool) here
                     bar.bar.update(1)
-                else:
-                    still.append(r)
-            pending = still
-            bar.show(*counters[:])
-        pool.close()
-        pool.join()
+                bar.show(*counters[:])
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
 
 
 def _unit_size(task: PartTask) -> int:

@@ -93,7 +93,7 @@ def _structure(r: BinidxReader, header: Header, bin_path: Path, vocab_size: int 
                meta: dict[str, Any] | None, check: Any) -> None:
     item = r.dtype.itemsize
     n_tok, n = r.num_tokens, len(r)
-    total, bad_ptr, bad_eos, carry = 0, -1, 0, 0
+    total, bad_ptr, bad_eos, carry, end_zeros = 0, -1, 0, 0, 0
     for lo in range(0, n, CHUNK_ITEMS):  # item chunks: flat memory for any item count
         sizes = np.asarray(r.sizes[lo:lo + CHUNK_ITEMS], dtype=np.int64)
         want = carry + (np.cumsum(sizes) - sizes) * item
@@ -104,7 +104,9 @@ def _structure(r: BinidxReader, header: Header, bin_path: Path, vocab_size: int 
             bad_ptr = lo + int(wrong[0])
         ends = want // item + sizes - 1
         valid = (sizes > 0) & (ends < n_tok)
-        bad_eos += int((~valid).sum()) + int(np.count_nonzero(np.asarray(r.tokens[ends[valid]]) != 0))
+        last_nonzero = int(np.count_nonzero(np.asarray(r.tokens[ends[valid]]) != 0))
+        bad_eos += int((~valid).sum()) + last_nonzero
+        end_zeros += int(valid.sum()) - last_nonzero
     nbytes = bin_path.stat().st_size
     check("bin_length", nbytes == total * item, f"{bin_path} is {nbytes} bytes, sizes say {total * item}")
     check("pointers", bad_ptr < 0, f"pointers differ from the prefix sums of sizes from item {bad_ptr} on")
@@ -119,7 +121,7 @@ def _structure(r: BinidxReader, header: Header, bin_path: Path, vocab_size: int 
         chunk = np.asarray(r.tokens[start:start + CHUNK_TOKENS])
         zeros += int(np.count_nonzero(chunk == 0))
         top = max(top, int(chunk.max()))
-    check("eos_inside", zeros == len(r), f"{zeros - len(r)} token(s) 0 inside documents (0 is only EOS)")
+    check("eos_inside", zeros == end_zeros, f"{zeros - end_zeros} token(s) 0 inside documents (0 is only EOS)")
     if vocab_size is not None:
         check("max_id", top < vocab_size, f"max token id {top} >= vocab size {vocab_size}")
     if meta is not None:
