@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from audit_testlib import write_parallel, write_vocab
 from click.testing import CliRunner
+from rwkv_data.pipelines.audit import AuditResult, check_thresholds, run
 
 from rwkv_data.cli import cli
 from rwkv_data.config import AuditConfig
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.audit import check_thresholds, run
 
 UDHR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "udhr.jsonl.zst"
 
@@ -31,13 +31,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def result(files: dict[str, Path]):  # noqa: ANN201
+def result(files: dict[str, Path]) -> AuditResult:
     cfg = AuditConfig(corpus=str(files["corpus"]), tokenizers=("world", f"fix={files['vocab']}", "bytes"),
                       out_dir=str(files["dir"] / "out"), bootstrap=200, html=False)
     return run(cfg)
 
 
-def test_outputs_json_and_csv(result, files: dict[str, Path]) -> None:  # noqa: ANN001
+def test_outputs_json_and_csv(result: AuditResult, files: dict[str, Path]) -> None:
     out = files["dir"] / "out"
     assert {p.name for p in out.iterdir()} >= {"summary.json", "languages.csv", "config.json", "stats.json",
                                                "dead_tokens.json"}
@@ -60,7 +60,7 @@ def test_outputs_json_and_csv(result, files: dict[str, Path]) -> None:  # noqa: 
     assert 263 not in dead["fix"] and 257 in dead["fix"]  # '人人' used by Chinese, 'ab' never used
 
 
-def test_world_against_bytes_ordering(result) -> None:  # noqa: ANN001
+def test_world_against_bytes_ordering(result: AuditResult) -> None:
     check_ordering(result.report)
 
 
@@ -91,7 +91,7 @@ def check_ordering(report: dict) -> None:
     assert cmp["geomean_ratio"] > 1 and cmp["langs_a_fewer"] == 0
 
 
-def test_thresholds(result) -> None:  # noqa: ANN001
+def test_thresholds(result: AuditResult) -> None:
     s = result.report["summary"]
     assert check_thresholds(["max_parity>1000"], s) == []
     fails = check_thresholds(["bytes:bytes_per_token<=1", "World:greedy_gap>=0"], s)
