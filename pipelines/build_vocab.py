@@ -1,0 +1,149 @@
+"""The vocab jobs: ``rwkv-data vocab train`` (:func:`run`) and ``rwkv-data vocab extend`` (:func:`run_extend`).
+
+Each reads the corpus once with :func:`rwkv_data.pipelines.readers.iter_documents` (records need a language
+field), runs the library code in ``rwkv_data.tokenizer.vocab_train`` / ``vocab_extend`` with a progress bar on
+stderr, and writes the vocab (World text form, or JSON for ``.json``) plus ``<output>.meta.json``: the config,
+a corpus fingerprint (sha256 over every document's language and text, and the input files' sizes) and the
+per-language statistics. ``extend`` also writes the id map (``<output>.idmap.json`` unless set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rwkv_data.pipelines.readers import iter_documents
+from rwkv_data.tokenizer import Vocab, read_vocab, world_vocab_path, write_vocab
+from tqdm import tqdm
+
+from rwkv_data.config import VocabConfig, to_dict
+from rwkv_data.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class _Corpus:
+    """Streams ``(text, lang)`` pairs from the inputs, fingerprinting them on the way."""
+
+    def __init__(self, cfg: VocabConfig) -> None:
+        if not cfg.inputs:
+            raise ConfigError("no inputs: pass corpus files or folders (jsonl[.zst], parquet, ...) with a lang field")
+        self.cfg = cfg
+        self.sha = hashlib.sha256()
+        self.docs: Counter[str] = Counter()
+        self.chars: Counter[str] = Counter()
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        bar = tqdm(desc="reading", unit=" docs", leave=False, dynamic_ncols=True)
+        for doc in iter_documents(self.cfg.inputs):
+            self.sha.update(f"{doc.lang}\0{len(doc.text)}\0".encode())
+            self.sha.update(doc.text.encode("utf-8", "surrogatepass"))
+            self.docs[doc.lang] += 1
+            self.chars[doc.lang] += len(doc.text)
+            bar.update()
+            yield doc.text, doc.lang
+        bar.close()
+
+    def fingerprint(self) -> dict[str, Any]:
+        files = []
+        for p in self.cfg.inputs:
+            path = Path(p)
+            if path.is_file():
+                files.append({"path": str(path), "bytes": path.stat().st_size})
+        return {"sha256": self.sha.hexdigest(), "documents": sum(self.docs.values()),
+                "characters": sum(self.chars.values()), "files": files,
+                "per_language": {k: {"documents": self.docs[k], "characters": self.chars[k]}
+                                 for k in sorted(self.docs)}}
+
+
+class _Bar:
+    """A step progress bar fed by the library's ``progress(description)`` callback."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.bar = tqdm(total=total, desc=desc, unit=" step", dynamic_ncols=True)
+        self.t0 = time.perf_counter()
+
+    def __call__(self, what: str) -> None:
+        self.bar.set_postfix_str(what[:60])
+        self.bar.update()
+        log.debug("%.1fs %s", time.perf_counter() - self.t0, what)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _steps(cfg: VocabConfig) -> int:
+    return 1 + len(cfg.candidates) + cfg.rounds + cfg.refill_rounds + 1 + int(cfg.replace_unused)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _threads(cfg: VocabConfig) -> None:
+    if cfg.threads:  # HF tokenizers reads its pool size from the environment when it first trains
+        os.environ.setdefault("RAYON_NUM_THREADS", str(cfg.threads))
+
+
+def run(cfg: VocabConfig) -> dict[str, Any]:
+    """Train a vocabulary; writes ``cfg.output`` and ``<output>.meta.json``; returns a summary."""
+    from rwkv_data.tokenizer.vocab_train import train_vocab
+
+    _threads(cfg)
+    out = Path(cfg.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    corpus = _Corpus(cfg)
+    t0 = time.perf_counter()
+    bar = _Bar(_steps(cfg), "vocab train")
+    try:
+        result = train_vocab(corpus, cfg, progress=bar)
+    finally:
+        bar.close()
+    vocab = Vocab.from_tokens(result.tokens, name=out.stem)
+    write_vocab(vocab, out)
+    meta = {"format": "rwkv-vocab-meta", "version": 1, "job": "vocab train", "vocab_sha256": vocab.sha256,
+            "tokens": len(vocab), "max_id": vocab.max_id, "seconds": round(time.perf_counter() - t0, 1),
+            "config": to_dict(cfg), "corpus": corpus.fingerprint(), **result.stats}
+    _write_json(out.with_name(out.name + ".meta.json"), meta)
+    langs = result.stats["languages"]
+    return {"output": str(out), "meta": str(out.with_name(out.name + ".meta.json")), "tokens": len(vocab),
+            "sha256": vocab.sha256, "languages": len(langs), "seconds": meta["seconds"],
+            "worst_parity_proxy": max((v.get("parity_proxy", 0), k) for k, v in langs.items())}
+
+
+def run_extend(cfg: VocabConfig) -> dict[str, Any]:
+    """Extend ``cfg.base`` (default World); writes the vocab, the id map and the meta JSON; returns a summary."""
+    from rwkv_data.tokenizer.vocab_extend import extend_vocab
+
+    _threads(cfg)
+    base = read_vocab(cfg.base or world_vocab_path())
+    out = Path(cfg.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    idmap_path = Path(cfg.idmap) if cfg.idmap else out.with_name(out.name + ".idmap.json")
+    corpus = _Corpus(cfg)
+    t0 = time.perf_counter()
+    bar = _Bar(_steps(cfg), "vocab extend")
+    try:
+        result = extend_vocab(base, corpus, cfg, progress=bar)
+    finally:
+        bar.close()
+    vocab = Vocab.from_tokens(result.tokens, name=out.stem)
+    write_vocab(vocab, out)
+    _write_json(idmap_path, result.idmap)
+    meta = {"format": "rwkv-vocab-meta", "version": 1, "job": "vocab extend", "base": str(cfg.base or "World"),
+            "base_sha256": base.sha256, "vocab_sha256": vocab.sha256, "idmap": str(idmap_path),
+            "seconds": round(time.perf_counter() - t0, 1), "config": to_dict(cfg), "corpus": corpus.fingerprint(),
+            **result.stats}
+    _write_json(out.with_name(out.name + ".meta.json"), meta)
+    return {"output": str(out), "idmap": str(idmap_path), "tokens": len(vocab), "max_id": vocab.max_id,
+            "added": result.stats["added"], "replaced": result.stats["replaced"], "sha256": vocab.sha256,
+            "seconds": meta["seconds"]}

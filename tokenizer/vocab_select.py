@@ -1,0 +1,224 @@
+"""Token selection with greedy encoding in the loop (the core of ``vocab train`` and ``vocab extend``).
+
+Start from the required tokens (bytes, completeness characters, or a base vocab being extended) plus a pool of
+candidates, then repeat: encode every language's held-out text with our trie tokenizer (greedy longest match,
+exactly the inference rule), score each token, remove the lowest-scoring ones, re-encode. Once the vocabulary
+has its target size, tokens greedy never uses are dropped and refilled with the best removed candidates, and
+the loop re-encodes to check them (``refill_rounds`` times).
+
+Score of token ``t`` (its *utility*)::
+
+    U(t) = saving(t) * sum_l  W_l * count_l(t)        W_l = lang_weight_l * parity_l ** fairness / N_l
+
+- ``count_l(t)``: how often greedy emits ``t`` on language ``l``'s held-out text, ``N_l`` all tokens there,
+  so every language's *relative* cost counts (a token saving 1 % of Tamil is worth one saving 1 % of English);
+- ``saving(t)``: tokens greedy needs to spell ``t`` without ``t`` (its longest proper prefix, then greedy on
+  the rest), minus one: what removing it costs at each use;
+- ``parity_l``: the language's tokens per zlib-compressed byte of its held-out text, relative to the reference
+  language. Compressed size stands in for "the same content" because the training corpus is not parallel.
+  ``fairness`` (the knob) 0 weighs all languages' relative costs equally; higher values move tokens to the
+  languages that are worst off, at the cost of English (and other cheap languages);
+- case/leading-space variant families (same ``strip().lower()``) keep at most ``max_variants`` members.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rwkv_data.config import VocabConfig
+
+if TYPE_CHECKING:
+    from rwkv_data.tokenizer.vocab_train import LangSample
+
+Progress = Callable[[str], None]
+
+
+def variant_key(tok: bytes) -> str | None:
+    """The case/leading-space family of a token (``" The"`` and ``"the"`` share ``"the"``); None if no letters."""
+    try:
+        text = tok.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    key = text.strip().lower()
+    return key if any(c.isalpha() for c in key) else None
+
+
+class _Scorer:
+    """Encodes the held-out text with a vocabulary and derives per-token utilities."""
+
+    def __init__(self, samples: dict[str, LangSample], cfg: VocabConfig) -> None:
+        self.cfg = cfg
+        self.langs = sorted(samples)
+        self.texts = {lang: samples[lang].score or samples[lang].train[:1] for lang in self.langs}
+        raw = {lang: "".join(t).encode("utf-8") for lang, t in self.texts.items()}
+        self.bytes = {lang: len(b) for lang, b in raw.items()}
+        self.chars = {lang: sum(map(len, t)) for lang, t in self.texts.items()}
+        self.zbytes = {lang: max(1, len(zlib.compress(b, 9))) for lang, b in raw.items()}
+        self.weight = np.array([float(cfg.lang_weights.get(lang, 1.0)) for lang in self.langs])
+
+    def encode(self, tokens: Sequence[bytes]) -> tuple[Any, np.ndarray]:
+        """Greedy-encode all held-out text with ``tokens`` (id = index + 1); returns (tokenizer, counts[L, V+1])."""
+        from rwkv_data.tokenizer import TrieTokenizer, Vocab
+
+        tok = TrieTokenizer(Vocab.from_tokens({k + 1: t for k, t in enumerate(tokens)}, name="candidate"))
+        counts = np.zeros((len(self.langs), len(tokens) + 1), dtype=np.int64)
+        threads = self.cfg.threads or None
+        for i, lang in enumerate(self.langs):
+            for ids in tok.encode_batch(self.texts[lang], num_threads=threads):
+                if len(ids):
+                    counts[i] += np.bincount(np.asarray(ids, dtype=np.int64), minlength=len(tokens) + 1)
+        return tok, counts
+
+    def parity(self, counts: np.ndarray) -> np.ndarray:
+        """Tokens per compressed byte of each language, relative to the reference (or the median) language."""
+        n = counts.sum(axis=1).astype(np.float64)
+        cost = n / np.array([self.zbytes[lang] for lang in self.langs])
+        ref = self.cfg.reference_lang
+        base = cost[self.langs.index(ref)] if ref in self.langs else float(np.median(cost))
+        return cost / base
+
+    def utility(self, tok: Any, tokens: Sequence[bytes], counts: np.ndarray) -> np.ndarray:
+        """``U`` of every token (index-aligned with ``tokens``) under the current vocabulary."""
+        n = np.maximum(counts.sum(axis=1), 1).astype(np.float64)
+        w = self.weight * self.parity(counts) ** self.cfg.fairness / n
+        used = (w[:, None] * counts[:, 1:]).sum(axis=0)
+        saving = np.zeros(len(tokens))
+        vocab = tok.vocab.tokens
+        for k in np.flatnonzero(used > 0):
+            t = tokens[k]
+            if len(t) > 1:
+                first = tok.encode_bytes(t[:-1])[0]
+                saving[k] = len(tok.encode_bytes(t[len(vocab[first]):]))
+        return used * saving
+
+    def report(self, tokens: Sequence[bytes], counts: np.ndarray) -> dict[str, dict[str, Any]]:
+        """Per-language held-out figures: tokens, chars/token, byte-fallback share, parity proxy."""
+        par = self.parity(counts)
+        high = np.array([len(t) == 1 and t[0] >= 0x80 for t in tokens])
+        out = {}
+        for i, lang in enumerate(self.langs):
+            n = int(counts[i].sum())
+            out[lang] = {"heldout_tokens": n, "heldout_bytes": self.bytes[lang],
+                         "chars_per_token": round(self.chars[lang] / max(n, 1), 4),
+                         "byte_fallback": round(float(counts[i, 1:][high].sum()) / max(n, 1), 6),
+                         "parity_proxy": round(float(par[i]), 4)}
+        return out
+
+
+def _enforce_variants(active: list[bytes], util: np.ndarray, removable: np.ndarray, cap: int) -> set[int]:
+    """Indices of the lowest-utility members beyond ``cap`` in each case/leading-space family."""
+    families: dict[str, list[int]] = defaultdict(list)
+    for k, t in enumerate(active):
+        if removable[k]:
+            key = variant_key(t)
+            if key is not None:
+                families[key].append(k)
+    drop: set[int] = set()
+    for members in families.values():
+        if len(members) > cap:
+            members.sort(key=lambda k: (-util[k], active[k]))
+            drop.update(members[cap:])
+    return drop
+
+
+def select_tokens(samples: dict[str, LangSample], required: Sequence[bytes], pool: Sequence[bytes],
+                  n_tokens: int, cfg: VocabConfig, progress: Progress | None = None) -> tuple[list[bytes], dict]:
+    """Choose ``n_tokens`` tokens: all of ``required`` plus the best of ``pool`` under greedy encoding.
+
+    Args:
+        samples: per-language samples; their held-out text is what gets encoded.
+        required: tokens that always stay (the 256 bytes first; completeness characters; kept base tokens).
+        pool: candidates, best first (rank breaks utility ties and orders the refill of unscored tokens).
+        n_tokens: the number of tokens wanted (fewer when the pool runs out).
+        cfg: ``rounds``, ``refill_rounds``, ``max_variants``, ``fairness``, ``lang_weights``, ``threads``.
+        progress: called once per encoding round.
+
+    Returns:
+        The selected tokens (required first, then pool tokens in rank order) and a stats dict.
+    """
+    req = list(dict.fromkeys(required))
+    req_set = set(req)
+    cand = [t for t in dict.fromkeys(pool) if t not in req_set]
+    rank = {t: k for k, t in enumerate(cand)}
+    scorer = _Scorer(samples, cfg)
+    active = req + cand
+    history: list[dict[str, Any]] = []
+    reserve: dict[bytes, float] = {}  # removed candidate -> its last utility
+
+    def score(label: str) -> tuple[Any, np.ndarray, np.ndarray]:
+        tok, counts = scorer.encode(active)
+        util = scorer.utility(tok, active, counts)
+        history.append({"step": label, "size": len(active), "heldout_tokens": int(counts.sum()),
+                        "unused": int(((counts[:, 1:].sum(axis=0)) == 0)[len(req):].sum())})
+        if progress:
+            progress(f"{label}: {len(active):,} tokens, {int(counts.sum()):,} held-out tokens")
+        return tok, counts, util
+
+    for r in range(cfg.rounds):
+        excess = len(active) - n_tokens
+        if excess <= 0:
+            break
+        _, counts, util = score(f"prune {r + 1}/{cfg.rounds}")
+        removable = np.arange(len(active)) >= len(req)
+        drop = _enforce_variants(active, util, removable, cfg.max_variants)
+        k = max(math.ceil(excess / (cfg.rounds - r)), len(drop))
+        order = sorted((i for i in range(len(req), len(active)) if i not in drop),
+                       key=lambda i: (util[i], -rank[active[i]]))
+        drop.update(order[:max(0, k - len(drop))])
+        reserve.update({active[i]: float(util[i]) for i in drop})
+        active = [t for i, t in enumerate(active) if i not in drop]
+    if len(active) > n_tokens:  # rounds == 0: keep the best-ranked candidates
+        reserve.update({t: 0.0 for t in active[n_tokens:]})
+        active = active[:n_tokens]
+
+    for r in range(cfg.refill_rounds):
+        _, counts, util = score(f"refill {r + 1}/{cfg.refill_rounds}")
+        used = counts[:, 1:].sum(axis=0) > 0
+        unused = [i for i in range(len(req), len(active)) if not used[i]]
+        fams = defaultdict(int)
+        for i, t in enumerate(active):
+            if used[i] or i < len(req):
+                key = variant_key(t)
+                if key is not None:
+                    fams[key] += 1
+        room = max(0, n_tokens - len(active))
+        refill: list[bytes] = []
+        for t in sorted(reserve, key=lambda t: (-reserve[t], rank[t])):
+            if len(refill) >= len(unused) + room:
+                break
+            key = variant_key(t)
+            if key is not None and fams[key] >= cfg.max_variants:
+                continue
+            refill.append(t)
+            if key is not None:
+                fams[key] += 1
+        if not refill:
+            break
+        for t in refill:
+            del reserve[t]
+        unused.sort(key=lambda i: -rank[active[i]])  # the worst-ranked unused tokens make room first
+        gone = set(unused[:max(0, len(refill) - room)])
+        reserve.update({active[i]: 0.0 for i in gone})
+        active = [t for i, t in enumerate(active) if i not in gone] + refill
+
+    extra = active[len(req):]
+    extra.sort(key=lambda t: rank[t])
+    active = req + extra
+    _, counts, _ = score("final")
+    used = counts[:, 1:].sum(axis=0) > 0
+    keys = [variant_key(t) for t in active]
+    with_key = [k for k in keys if k is not None]
+    stats = {
+        "languages": scorer.report(active, counts),
+        "history": history,
+        "unused_tokens": int((~used).sum()),
+        "variant_share": round(1 - len(set(with_key)) / max(len(with_key), 1), 4),
+        "reference_lang": cfg.reference_lang if cfg.reference_lang in scorer.langs else "median",
+    }
+    return active, stats

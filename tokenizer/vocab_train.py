@@ -1,0 +1,397 @@
+"""Train a vocabulary for greedy longest-match (RWKV trie) inference from a multilingual corpus.
+
+The method (design note tokenization.md, sections 2 and 4.2):
+
+1. **Language-balanced sampling** (:func:`sample_corpus`): documents are cut into paragraph chunks, a held-out
+   slice per language is set aside, and each language gets a character budget by UniMax or temperature
+   sampling, capped per language and at ``max_epochs`` repetitions.
+2. **Candidates** (:func:`candidate_pool`): HF ``tokenizers`` byte-level BPE (and optionally Unigram) trained on
+   the sample with the mark-aware pre-tokenizer, plus n-gram counts; only whole-character (valid UTF-8) strings.
+3. **Character completeness** (:func:`required_chars`): every character above a frequency floor in its script
+   gets its own token, so no script falls back to raw bytes.
+4. **Selection with greedy encoding in the loop** (:mod:`rwkv_data.tokenizer.vocab_select`): the held-out text is
+   encoded with our trie tokenizer; tokens are pruned by their measured greedy saving, weighted by a fairness
+   knob; then tokens greedy never uses are dropped and refilled, repeatedly.
+
+Everything is deterministic for a seed. The output keeps id 0 free, puts byte ``b`` at id ``b + 1`` (as World
+does) and sorts the remaining tokens by byte length, then bytes.
+
+>>> from rwkv_data.config import VocabConfig
+>>> docs = [("the cat sat on the mat. " * 20, "en"), ("der Hund und die Katze. " * 20, "de")]
+>>> result = train_vocab(docs, VocabConfig(vocab_size=320, heldout_fraction=0.2, sample_chars=10_000))
+>>> len(result.tokens) <= 319 and result.tokens[1] == b"\\x00"
+True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
+
+from rwkv_data.config import VocabConfig
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]  # called once per finished step with a short description
+CHUNK_CHARS = 2000  # documents are cut at paragraph breaks into chunks of about this many characters
+
+
+@dataclass
+class LangSample:
+    """One language's share of the corpus: training chunks (repeated for epochs > 1) and held-out chunks."""
+
+    lang: str
+    train: list[str]
+    heldout: list[str]
+    chars_available: int  # characters outside the held-out slice
+    chars_train: int  # characters in ``train`` (with repetitions)
+    char_counts: Counter[str] = field(default_factory=Counter)  # over all of the language's text
+    score: list[str] = field(default_factory=list)  # held-out text, topped up with training text if short
+
+    @property
+    def epochs(self) -> float:
+        """How many times the available text is repeated in the sample."""
+        return self.chars_train / self.chars_available if self.chars_available else 0.0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_vocab` returns: ``tokens`` (id -> bytes, ids 1..n) and JSON-ready ``stats``."""
+
+    tokens: dict[int, bytes]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """Cut ``text`` after blank-line paragraph breaks into pieces of about ``size`` characters (lossless)."""
+    if len(text) <= size:
+        return [text] if text else []
+    out, start = [], 0
+    while start < len(text):
+        cut = text.find("\n\n", start + size)
+        end = len(text) if cut < 0 else cut + 2
+        out.append(text[start:end])
+        start = end
+    return out
+
+
+def _budgets(sizes: dict[str, int], cfg: VocabConfig) -> dict[str, int]:
+    """Characters per language: UniMax or temperature shares of ``cfg.sample_chars``, capped."""
+    weight = {lang: float(cfg.lang_weights.get(lang, 1.0)) for lang in sizes}
+    cap = {lang: min(int(n * cfg.max_epochs), cfg.lang_caps.get(lang, 1 << 62)) for lang, n in sizes.items()}
+    if cfg.sampling == "unimax":
+        # Ascending by (cap / weight): small languages take what they have (up to max_epochs or their cap),
+        # the rest is shared evenly (by weight) among the larger ones.
+        out, left = {}, float(cfg.sample_chars)
+        order = sorted(sizes, key=lambda lang: (cap[lang] / max(weight[lang], 1e-9), lang))
+        for k, lang in enumerate(order):
+            rest_weight = sum(weight[x] for x in order[k:])
+            share = left * weight[lang] / rest_weight if rest_weight else 0.0
+            out[lang] = int(min(share, cap[lang]))
+            left -= out[lang]
+        return out
+    if cfg.sampling == "temperature":
+        p = {lang: weight[lang] * n ** (1.0 / cfg.temperature) for lang, n in sizes.items()}
+        total = sum(p.values()) or 1.0
+        return {lang: int(min(cfg.sample_chars * p[lang] / total, cap[lang])) for lang in sizes}
+    raise ValueError(f"sampling must be 'unimax' or 'temperature', not {cfg.sampling!r}")
+
+
+def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str, LangSample]:
+    """Group ``(text, lang)`` documents by language, set held-out text aside and sample the training text.
+
+    Deterministic for ``cfg.seed``: each language's chunks are shuffled by a generator seeded with
+    ``(seed, lang)``, so adding a language never changes another's sample.
+    """
+    by_lang: dict[str, list[str]] = defaultdict(list)
+    keep = set(cfg.languages)
+    for text, lang in docs:
+        if not keep or lang in keep:
+            by_lang[lang].extend(_chunks(text))
+    if not by_lang:
+        raise ValueError("no documents to train on" + (f" in languages {sorted(keep)}" if keep else ""))
+    held: dict[str, list[str]] = {}
+    pool: dict[str, list[str]] = {}
+    for lang in sorted(by_lang):
+        chunks = by_lang[lang]
+        random.Random(f"{cfg.seed}:{lang}").shuffle(chunks)
+        limit = min(cfg.heldout_chars, cfg.heldout_fraction * sum(map(len, chunks)))
+        k, got = 0, 0
+        while k < len(chunks) - 1 and got + len(chunks[k]) <= limit:
+            got += len(chunks[k])
+            k += 1
+        if k == 0 and len(chunks) > 1:
+            k = 1  # every language gets some held-out text to be scored on
+        held[lang], pool[lang] = chunks[:k], chunks[k:]
+    sizes = {lang: sum(map(len, c)) for lang, c in pool.items()}
+    budgets = _budgets(sizes, cfg)
+    out = {}
+    for lang in sorted(pool):
+        train, got, chunks = [], 0, pool[lang]
+        while chunks and got < budgets[lang]:
+            for c in chunks:
+                if got >= budgets[lang]:
+                    break
+                train.append(c)
+                got += len(c)
+        counts: Counter[str] = Counter()
+        for c in held[lang] + chunks:
+            counts.update(c)
+        score, n = list(held[lang]), sum(map(len, held[lang]))
+        for c in chunks:  # small languages: score on training text too rather than on a few sentences
+            if n >= cfg.heldout_chars:
+                break
+            score.append(c)
+            n += len(c)
+        out[lang] = LangSample(lang, train, held[lang], sizes[lang], got, counts, score)
+    return out
+
+
+def script_of(ch: str) -> str:
+    """A coarse script name for a character: the first word of its Unicode name ("Han" for CJK ideographs)."""
+    name = unicodedata.name(ch, "")
+    if not name:
+        return "Unknown"
+    word = name.split(" ", 1)[0]
+    return "Han" if word == "CJK" else word.title()
+
+
+def _script_block(script: str, seen: Iterable[str], limit: int) -> list[str]:
+    """All characters named after ``script`` in the 128-code-point blocks where ``seen`` characters lie, or []
+    when there are more than ``limit`` of them (Han, Hangul syllables: completeness by frequency only)."""
+    blocks = sorted({ord(c) >> 7 for c in seen})
+    out = []
+    for blk in blocks:
+        for cp in range(blk << 7, (blk + 1) << 7):
+            ch = chr(cp)
+            if script_of(ch) == script:
+                out.append(ch)
+                if len(out) > limit:
+                    return []
+    return out
+
+
+def _seed_chars(name: str) -> list[str]:
+    """Single-character tokens of a seed vocab ("world": RWKV World's, e.g. its 8,247 Han characters)."""
+    if not name:
+        return []
+    from rwkv_data.tokenizer.vocab import read_vocab, world_vocab_path
+
+    path = world_vocab_path() if name == "world" else name
+    out = []
+    for t in read_vocab(path).tokens.values():
+        try:
+            text = t.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if len(text) == 1 and len(t) > 1:
+            out.append(text)
+    return out
+
+
+def required_chars(samples: dict[str, LangSample], cfg: VocabConfig) -> tuple[list[bytes], dict[str, Any]]:
+    """The character-completeness set, as sorted UTF-8 tokens, and a per-script report.
+
+    A non-ASCII character gets a token when (1) it occurs at least ``char_min_count`` times in the corpus and
+    is at least ``char_min_share`` of its script's occurrences; (2) it is the other case of such a character;
+    (3) its script is seen (letters above the floor) and has at most ``script_closure`` characters in the
+    blocks seen (small alphabets and their punctuation: Armenian, Ethiopic, Cherokee, ...); (4) it is a
+    single-character token of the ``char_seed`` vocab in a script seen (large scripts such as Han, where a
+    technical corpus misses common characters of other registers). (2)-(4) are skipped, with a warning, when
+    they would take more than a quarter of the vocab.
+    """
+    counts: Counter[str] = Counter()
+    for s in samples.values():
+        counts.update(s.char_counts)
+    per_script: dict[str, Counter[str]] = defaultdict(Counter)
+    for ch, n in counts.items():
+        if ord(ch) >= 0x80:
+            per_script[script_of(ch)][ch] = n
+    keep: set[str] = set()
+    for cnt in per_script.values():
+        total = sum(cnt.values())
+        keep.update(ch for ch, n in cnt.items() if n >= cfg.char_min_count and n >= cfg.char_min_share * total)
+    # (2)-(4) are extras: each is taken only while all characters stay within a quarter of the vocab
+    budget = cfg.vocab_size // 4
+    seen = {script_of(ch) for ch in keep if unicodedata.category(ch)[0] in "LM"}
+    cased = {c for ch in keep for c in (ch.upper(), ch.lower()) if len(c) == 1 and ord(c) >= 0x80}
+    closure = {c for script in sorted(seen)
+               for c in _script_block(script, [c for c in keep if script_of(c) == script], cfg.script_closure)}
+    seeded = {ch for ch in _seed_chars(cfg.char_seed) if script_of(ch) in seen}
+    skipped = []
+    for name, extra in (("case", cased), ("script_closure", closure), ("seed", seeded)):
+        if len(keep | extra) <= budget:
+            keep |= extra
+        elif extra - keep:
+            skipped.append(name)
+            log.warning("character completeness: %s (%d characters) skipped, it would exceed a quarter of the "
+                        "vocab", name, len(extra - keep))
+    report = {}
+    for script, cnt in sorted(per_script.items()):
+        total = sum(cnt.values())
+        report[script] = {"distinct": len(cnt), "kept": sum(1 for c in cnt if c in keep),
+                          "coverage": round(sum(n for c, n in cnt.items() if c in keep) / total, 6)}
+    report["_added_without_occurrence"] = sum(1 for c in keep if c not in counts)
+    report["_seeded"] = len(seeded & keep)
+    report["_skipped"] = skipped
+    return sorted(ch.encode("utf-8") for ch in keep), report
+
+
+def _whole_chars(tok: bytes, max_bytes: int) -> bool:
+    """Multi-byte, at most ``max_bytes`` and valid UTF-8 (so a token never ends inside a character)."""
+    if not 2 <= len(tok) <= max_bytes:
+        return False
+    try:
+        tok.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _training_iter(samples: dict[str, LangSample]) -> Iterable[str]:
+    for lang in sorted(samples):
+        yield from samples[lang].train
+
+
+def _hf_candidates(samples: dict[str, LangSample], cfg: VocabConfig, size: int, kind: str) -> list[bytes]:
+    """Tokens of an HF byte-level BPE or Unigram model trained on the sample, best first."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    if kind == "bpe":
+        tok = Tokenizer(models.BPE())
+        trainer: Any = trainers.BpeTrainer(vocab_size=size + len(alphabet), min_frequency=2, show_progress=False,
+                                           initial_alphabet=alphabet, max_token_length=cfg.max_token_bytes)
+    else:
+        tok = Tokenizer(models.Unigram())
+        trainer = trainers.UnigramTrainer(vocab_size=size + len(alphabet), show_progress=False,
+                                          initial_alphabet=alphabet, max_piece_length=cfg.max_token_bytes)
+    tok.pre_tokenizer = hf_pre_tokenizer(cfg.pretokenizer)  # type: ignore[assignment]
+    tok.decoder = decoders.ByteLevel()  # type: ignore[assignment]
+    tok.train_from_iterator(_training_iter(samples), trainer=trainer,
+                            length=sum(len(s.train) for s in samples.values()))
+    if kind == "bpe":  # ids follow merge order: earlier merges are more frequent pairs
+        ranked = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+        pieces = [p for p, _ in ranked]
+    else:  # Unigram: by log-probability
+        vocab = tok.get_vocab()
+        scores = dict(json.loads(tok.to_str())["model"]["vocab"])
+        pieces = sorted(vocab, key=lambda p: (-scores.get(p, -1e9), p))
+    out = []
+    for p in pieces:
+        try:
+            b = byte_level_to_bytes(p)
+        except ValueError:
+            continue
+        if _whole_chars(b, cfg.max_token_bytes):
+            out.append(b)
+    return out
+
+
+def _ngram_candidates(samples: dict[str, LangSample], cfg: VocabConfig, size: int) -> list[bytes]:
+    """Frequent pre-tokens and, inside long pre-tokens (unspaced scripts), character n-grams of 2-8 chars,
+    ranked by count x (bytes - 1): the bytes a token would save if it were always matched. Counted per
+    language on up to 300k characters and normalised, so every language proposes its own strings."""
+    score: Counter[bytes] = Counter()
+    for lang in sorted(samples):
+        words: Counter[str] = Counter()
+        got = 0
+        for chunk in samples[lang].train:
+            words.update(pretokenize(chunk, cfg.pretokenizer))
+            got += len(chunk)
+            if got >= 300_000:
+                break
+        grams: Counter[str] = Counter()
+        for w, n in words.items():
+            if len(w) <= 8:
+                grams[w] += n
+            else:
+                for k in range(2, 9):
+                    for i in range(len(w) - k + 1):
+                        grams[w[i:i + k]] += n
+        total = sum(words.values()) or 1
+        for g, n in grams.items():
+            if n >= 3:
+                b = g.encode("utf-8")
+                if _whole_chars(b, cfg.max_token_bytes):
+                    score[b] += n * (len(b) - 1) / total
+    return [b for b, _ in sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
+
+
+def candidate_pool(samples: dict[str, LangSample], cfg: VocabConfig, size: int,
+                   progress: Progress | None = None) -> list[bytes]:
+    """The union of the configured candidate sources, interleaved by rank (deterministic, duplicates dropped)."""
+    sources = []
+    for kind in cfg.candidates:
+        if kind in ("bpe", "unigram"):
+            sources.append(_hf_candidates(samples, cfg, size, kind))
+        elif kind == "ngram":
+            sources.append(_ngram_candidates(samples, cfg, size // 4))
+        else:
+            raise ValueError(f"unknown candidate source {kind!r}; use bpe, unigram or ngram")
+        if progress:
+            progress(f"candidates: {kind} ({len(sources[-1])})")
+    seen: set[bytes] = set()
+    out: list[bytes] = []
+    for k in range(max(map(len, sources), default=0)):
+        for src in sources:
+            if k < len(src) and src[k] not in seen:
+                seen.add(src[k])
+                out.append(src[k])
+    return out
+
+
+def assign_ids(tokens: Iterable[bytes]) -> dict[int, bytes]:
+    """World-style ids: byte ``b`` at ``b + 1``, then the other tokens by (byte length, bytes) from 257."""
+    rest = sorted({t for t in tokens if len(t) > 1}, key=lambda t: (len(t), t))
+    out = {b + 1: bytes([b]) for b in range(256)}
+    out.update({257 + k: t for k, t in enumerate(rest)})
+    return out
+
+
+def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Progress | None = None) -> TrainResult:
+    """Train a vocabulary of at most ``cfg.vocab_size - 1`` tokens (ids 1..vocab_size-1) from ``(text, lang)``.
+
+    Args:
+        docs: documents with their language code (read once).
+        cfg: sampling, candidate and selection settings (:class:`~rwkv_data.config.VocabConfig`).
+        progress: called after each step with a short description (the CLI drives a progress bar with it).
+    """
+    from rwkv_data.tokenizer.vocab_select import select_tokens
+
+    if cfg.vocab_size < 258:
+        raise ValueError(f"vocab_size {cfg.vocab_size} is too small: id 0 and the 256 bytes need 257 ids")
+    samples = sample_corpus(docs, cfg)
+    if progress:
+        progress(f"sampled {sum(s.chars_train for s in samples.values()):,} chars in {len(samples)} languages")
+    chars, char_report = required_chars(samples, cfg)
+    required = [bytes([b]) for b in range(256)] + chars
+    n_tokens = cfg.vocab_size - 1
+    if len(required) > n_tokens:
+        raise ValueError(f"character completeness needs {len(required)} tokens but vocab_size allows {n_tokens}; "
+                         "raise vocab_size or char_min_count")
+    free = n_tokens - len(required)
+    char_set = set(chars)
+    pool = [t for t in candidate_pool(samples, cfg, int(free * cfg.candidate_factor), progress)
+            if t not in char_set]
+    selected, sel_stats = select_tokens(samples, required, pool, n_tokens, cfg, progress=progress)
+    tokens = assign_ids(selected)
+    stats = {
+        "languages": {lang: {"chars_available": s.chars_available, "chars_train": s.chars_train,
+                             "epochs": round(s.epochs, 3), "heldout_chars": sum(map(len, s.heldout)),
+                             **sel_stats["languages"].get(lang, {})} for lang, s in samples.items()},
+        "scripts": char_report,
+        "required_chars": len(chars),
+        "candidates": len(pool),
+        "tokens": len(tokens),
+        "selection": {k: v for k, v in sel_stats.items() if k != "languages"},
+    }
+    return TrainResult(tokens, stats)
