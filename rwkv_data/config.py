@@ -152,16 +152,18 @@ class VocabConfig:
     max_epochs: float = 3.0  # no language is repeated more than this (UniMax's cap; also caps temperature)
     temperature: float = 3.33  # mT5's tau for sampling="temperature"
     lang_caps: dict[str, int] = dataclasses.field(default_factory=dict)  # per-language character caps
-    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 2.0})  # budget x utility
-    heldout_chars: int = 150_000  # per language, set aside to score tokens with greedy encoding
-    heldout_fraction: float = 0.1  # ... but never more than this share of a language's text
+    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 3.0})  # budget x utility
+    heldout_chars: int = 150_000  # per language, set aside to score tokens with greedy encoding ...
+    heldout_fraction: float = 0.1  # ... but at most this share of a language (scoring tops up with training text)
     # candidates
     pretokenizer: str = "mark-aware"  # "mark-aware" (combining marks stay with their letter) or "gpt2"
     candidates: tuple[str, ...] = ("bpe", "ngram")  # any of "bpe", "unigram" (slow), "ngram"
-    candidate_factor: float = 1.4  # candidate pool = factor x free slots; greedy pruning removes the rest
+    candidate_factor: float = 1.8  # candidate pool = factor x free slots; greedy pruning removes the rest
     max_token_bytes: int = 32
     char_min_count: int = 3  # character completeness: a character seen this often gets its own token ...
     char_min_share: float = 1e-6  # ... if it is also at least this share of its script's characters
+    script_closure: int = 400  # scripts seen in the corpus with at most this many characters get all of them
+    char_seed: str = "world"  # also every single-character World token of a script seen ("" = off)
     # selection with greedy encoding in the loop
     rounds: int = 5  # pruning rounds from the pool down to vocab_size
     refill_rounds: int = 2  # then: drop tokens greedy never uses, refill with the best removed ones
