@@ -259,7 +259,10 @@ class SentencePieceAdapter(TokenizerAdapter):
     def encode_with_ends(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
         for text in texts:
-            pieces = self.sp.encode(text, return_type="proto").pieces
+            try:
+                pieces = self.sp.encode(text, return_type="proto").pieces
+            except TypeError:  # sentencepiece < 0.2.1 has no return_type
+                pieces = self.sp.encode(text, out_type="immutable_proto").pieces
             ids = np.asarray([p.id for p in pieces], dtype=np.int64)
             ends, prev = [], 0
             for p in pieces:  # byte pieces carry the whole character's span on the last byte only
