@@ -43,6 +43,86 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # ---- tokenizer commands: encode, decode, vocab ---------------------------------------------------------
 
 
+def _load_tokenizer(vocab: str | None) -> Any:
+    """The tokenizer of ``--vocab`` (a .txt or .json file), or RWKV World when it is not given."""
+    from rwkv_data.tokenizer import TrieTokenizer
+
+    return TrieTokenizer.from_file(vocab) if vocab else TrieTokenizer.world()
+
+
+_VOCAB_HELP = "Vocab file (World .txt or .json); default: RWKV World from the rwkv package."
+
+
+@cli.command("encode")
+@click.argument("text", required=False)
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="Encode this file's bytes.")
+@click.option("--vocab", type=click.Path(exists=True, dir_okay=False), help=_VOCAB_HELP)
+@click.option("--pieces", is_flag=True, help="Show each token's id and bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def encode_cmd(text: str | None, file_: str | None, vocab: str | None, pieces: bool, as_json: bool) -> None:
+    """Encode TEXT, --file F, or stdin (when neither is given) to token ids."""
+    from pathlib import Path
+
+    from rwkv_data.tokenizer.literal import token_literal
+
+    if text is not None and file_ is not None:
+        raise click.UsageError("give TEXT or --file, not both")
+    data = text.encode("utf-8") if text is not None else (
+        Path(file_).read_bytes() if file_ else sys.stdin.buffer.read())
+    tok = _load_tokenizer(vocab)
+    pairs = tok.pieces(data)
+    ids = [i for i, _ in pairs]
+    if as_json:
+        out: dict[str, Any] = {"ids": ids, "tokens": len(ids), "bytes": len(data), "vocab": tok.name}
+        if pieces:
+            out["pieces"] = [{"id": i, "literal": token_literal(b)} for i, b in pairs]
+        emit(out, True)
+    elif pieces:
+        emit(None, False, "\n".join(f"{i}\t{token_literal(b)}" for i, b in pairs))
+    else:
+        emit(None, False, " ".join(map(str, ids)))
+
+
+@cli.command("decode")
+@click.argument("ids", nargs=-1)
+@click.option("--vocab", type=click.Path(exists=True, dir_okay=False), help=_VOCAB_HELP)
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="strict: fail naming the ids that are not valid UTF-8; replace: U+FFFD for just those bytes.")
+def decode_cmd(ids: tuple[str, ...], vocab: str | None, errors: str) -> None:
+    """Decode IDS (separated by spaces or commas; stdin when none) to text."""
+    import re
+
+    words = re.split(r"[\s,\[\]]+", " ".join(ids) if ids else sys.stdin.read())
+    try:
+        values = [int(w) for w in words if w]
+    except ValueError as exc:
+        raise click.BadParameter(f"ids must be integers ({exc})", param_hint="IDS") from None
+    tok = _load_tokenizer(vocab)
+    try:
+        text = tok.decode(values, errors=errors)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(text)
+
+
+@cli.group("vocab")
+def vocab_group() -> None:
+    """Vocabulary files: inspect (and, with the vocab pipeline, train / extend)."""
+
+
+@vocab_group.command("info")
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def vocab_info_cmd(path: str | None, as_json: bool) -> None:
+    """Size, byte coverage, tokens per script, longest token and sha256 of PATH (default: RWKV World)."""
+    from rwkv_data.tokenizer import read_vocab, world_vocab_path
+    from rwkv_data.tokenizer.info import format_info, vocab_info
+
+    info = vocab_info(read_vocab(path or world_vocab_path()))
+    info["path"] = str(path or world_vocab_path())
+    emit(info, as_json, format_info(info))
+
+
 # ---- shard commands: shard, inspect, verify ------------------------------------------------------------
 
 
