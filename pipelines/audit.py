@@ -325,7 +325,8 @@ def run(cfg: AuditConfig, corpus: AuditCorpus | None = None, adapters: list[Toke
     if not cfg.tokenizers and not adapters:
         raise ConfigError("audit: name at least one tokenizer (--tokenizer world)")
     t0 = time.perf_counter()
-    corpus = corpus or load_corpus(cfg.corpus, cfg.layout, cfg.langs, cfg.max_bytes_per_lang)
+    langs = cfg.langs + (cfg.reference,) if cfg.langs and cfg.reference not in cfg.langs else cfg.langs
+    corpus = corpus or load_corpus(cfg.corpus, cfg.layout, langs, cfg.max_bytes_per_lang)
     if not corpus.langs:
         raise ConfigError(f"audit: no languages selected from {corpus.source} (langs={list(cfg.langs)})")
     adapters = adapters or [load_tokenizer(s, cfg.num_threads or None) for s in cfg.tokenizers]
