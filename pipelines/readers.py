@@ -33,12 +33,16 @@ SUPPORTED = (*TEXT_SUFFIXES, ".parquet")
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One document: its text, language code, source (file or dataset) and line (or 0-based row)."""
+    """One document: its text, language code, source (file or dataset) and line (or 0-based row).
+
+    ``data`` is the text's UTF-8 encoding, kept from validation so consumers need not encode again.
+    """
 
     text: str
     lang: str
     source: str
     line: int
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def location(self) -> str:
@@ -132,12 +136,12 @@ class _Sink:
             self.skip("empty_text", f"{where}: empty document")
             return None
         try:
-            text.encode("utf-8")
+            data = text.encode("utf-8")
         except UnicodeEncodeError as exc:  # lone surrogates from JSON \ud800 escapes
             self.bad("invalid_utf8", f"{where}: text is not valid Unicode ({exc.reason} at char {exc.start})")
             return None
         self.stats.documents += 1
-        return Document(text, lang, source, line)
+        return Document(text, lang, source, line, data)
 
 
 _MISSING: Any = object()

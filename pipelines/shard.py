@@ -165,12 +165,15 @@ def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     log.info("%d input units, %d already done, %d to tokenize with %d worker(s)", len(tasks),
              len(tasks) - len(todo), len(todo), cfg.workers)
     bar = _Bar(len(tasks), len(tasks) - len(todo), cfg.progress)
+    t0 = time.perf_counter()
     try:
         build_parts(todo, tok, cfg.workers, bar)
     finally:
         bar.bar.close()
+    t1 = time.perf_counter()
     summaries = [load_summary(t) for t in tasks]
     result = merge_parts(cfg, tok, dtype, tasks, summaries, work)
+    log.info("tokenized in %.2f s, merged in %.2f s", t1 - t0, time.perf_counter() - t1)
     if not cfg.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return result
@@ -251,7 +254,7 @@ def _common_meta(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTa
                   "per_language": {lg: _counts_dict(source[i]) for i, lg in enumerate(langs)}},
         "skipped": dict(sorted(skipped.items())), "skipped_examples": dict(sorted(examples.items())),
         "validation": {"fraction": cfg.val_fraction, "min_docs_per_language": cfg.val_min_docs,
-                       "rule": "blake2b-64(UTF-8 text) < fraction * 2**64, or among the language's min_docs "
+                       "rule": "sha256-64(UTF-8 text) < fraction * 2**64, or among the language's min_docs "
                                "smallest hashes (at most half its documents)", "threshold": threshold},
         "shuffle": {"seed": cfg.seed, "algorithm": "ascending splitmix64(seed, part, document, copy); "
                     "external bucket sort, see docs/shard-format.md"},

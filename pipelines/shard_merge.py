@@ -19,6 +19,7 @@ Everything here reads the parts' small ``.docs`` records in chunks and never hol
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -207,56 +208,85 @@ def distribute(plan: MergePlan, work: Path, split: str, expected: int) -> tuple[
 
 
 class _Parts:
-    """Memory maps of part token files, a bounded number open at a time."""
+    """Read-only mmaps of part token files (a bounded number open at a time) exposed as memoryviews."""
 
-    def __init__(self, plan: MergePlan, dtype: np.dtype, limit: int = 256) -> None:
+    def __init__(self, plan: MergePlan, limit: int = 256) -> None:
         self.stems = {p.index: p.stem for p in plan.parts}
-        self.dtype, self.limit = dtype, limit
-        self.open: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.limit = limit
+        self.open: OrderedDict[int, tuple[mmap.mmap | None, memoryview]] = OrderedDict()
 
-    def __getitem__(self, part: int) -> np.ndarray:
-        mm = self.open.pop(part, None)
-        if mm is None:
-            path = f"{self.stems[part]}.bin"
-            mm = np.memmap(path, self.dtype, "r") if os.path.getsize(path) else np.zeros(0, self.dtype)
+    def __getitem__(self, part: int) -> memoryview:
+        entry = self.open.pop(part, None)
+        if entry is None:
+            with open(f"{self.stems[part]}.bin", "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            entry = (mm, memoryview(mm) if mm is not None else memoryview(b""))
             if len(self.open) >= self.limit:
-                self.open.popitem(last=False)
-        self.open[part] = mm
-        return mm
+                self._close(self.open.popitem(last=False)[1])
+        self.open[part] = entry
+        return entry[1]
+
+    @staticmethod
+    def _close(entry: tuple[mmap.mmap | None, memoryview]) -> None:
+        entry[1].release()
+        if entry[0] is not None:
+            entry[0].close()
+
+    def close(self) -> None:
+        while self.open:
+            self._close(self.open.popitem()[1])
 
 
 def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, prefix: str, dtype: np.dtype,
                 lang_path: str | None) -> dict[str, Any]:
     """Sort each bucket by r and copy its documents into ``prefix.bin/.idx`` (+ the language array)."""
-    parts = _Parts(plan, dtype)
+    parts = _Parts(plan)
     langs_out = None
     if lang_path is not None:
         langs_out = np.lib.format.open_memmap(f"{lang_path}.tmp.npy", mode="w+", dtype=np.uint16, shape=(total,))
     done = 0
-    with BinidxWriter(prefix, dtype) as w:
-        for b in range(1 << bits):
-            path = work / f"{split}-{b:05d}.rec"
-            if not path.exists():
-                continue
-            recs = np.fromfile(path, REC)
-            recs = recs[np.lexsort((recs["off"], recs["part"], recs["r"]))]
-            chunk: list[np.ndarray] = []
-            got = 0
-            for part, off, n in zip(recs["part"].tolist(), recs["off"].tolist(), recs["ntok"].tolist(), strict=True):
-                chunk.append(parts[part][off:off + n])
-                got += n
-                if got >= COPY_BYTES // dtype.itemsize:
-                    w.add_items(np.concatenate(chunk), np.fromiter((c.size for c in chunk), np.int64, len(chunk)))
-                    chunk, got = [], 0
-            if chunk:
-                w.add_items(np.concatenate(chunk), np.fromiter((c.size for c in chunk), np.int64, len(chunk)))
-            if langs_out is not None:
-                langs_out[done:done + recs.size] = recs["lang"]
-            done += recs.size
-            path.unlink()
+    item = dtype.itemsize
+    buf = bytearray(COPY_BYTES)
+    try:
+        with BinidxWriter(prefix, dtype) as w:
+            for b in range(1 << bits):
+                path = work / f"{split}-{b:05d}.rec"
+                if not path.exists():
+                    continue
+                recs = np.fromfile(path, REC)
+                recs = recs[np.lexsort((recs["off"], recs["part"], recs["r"]))]
+                _copy_docs(recs, parts, buf, item, w)
+                if langs_out is not None:
+                    langs_out[done:done + recs.size] = recs["lang"]
+                done += recs.size
+                path.unlink()
+    finally:
+        parts.close()
     if langs_out is not None:
         langs_out.flush()
         del langs_out
         os.replace(f"{lang_path}.tmp.npy", lang_path)
     assert done == total, (done, total)  # internal invariant
     return w.result or {}
+
+
+def _copy_docs(recs: np.ndarray, parts: _Parts, buf: bytearray, item: int, w: BinidxWriter) -> None:
+    """Copy the documents of sorted records into the writer, COPY_BYTES at a time (one memcpy per document)."""
+    dtype = w.dtype
+    pos, first = 0, 0
+    sizes = recs["ntok"].astype(np.int64)
+    part_l, off_l, n_l = recs["part"].tolist(), (recs["off"] * np.uint64(item)).tolist(), (sizes * item).tolist()
+    for k, (part, off, nb) in enumerate(zip(part_l, off_l, n_l, strict=True)):
+        if pos + nb > len(buf):
+            if pos:
+                w.add_items(np.frombuffer(buf, dtype, pos // item), sizes[first:k])
+                pos, first = 0, k
+            if nb > len(buf):  # a document larger than the buffer goes straight through
+                w.add_items(np.frombuffer(parts[part][off:off + nb], dtype), sizes[k:k + 1])
+                first = k + 1
+                continue
+        buf[pos:pos + nb] = parts[part][off:off + nb]
+        pos += nb
+    if pos:
+        w.add_items(np.frombuffer(buf, dtype, pos // item), sizes[first:])
