@@ -280,7 +280,9 @@ def load_tokenizer(spec: str, num_threads: int | None = None) -> TokenizerAdapte
         kind, path = "", rest
     name = label or None
     if kind == "world" or (not kind and path == "world"):
-        return TrieAdapter.world(name or "World")
+        world = TrieAdapter.world(name or "World")
+        world.num_threads = num_threads
+        return world
     if kind == "bytes" or (not kind and path == "bytes"):
         return BytesAdapter(name or "bytes")
     path, _, pattern = path.partition("#")
