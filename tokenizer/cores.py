@@ -83,10 +83,9 @@ class NativeCore:
     impl = "native"
 
     def __init__(self, vocab: Vocab, module: Any) -> None:
-        ids = sorted(vocab.tokens)
-        blob = b"".join(vocab.tokens[i] for i in ids)
-        lens = array("I", (len(vocab.tokens[i]) for i in ids))
-        self._trie = module.Trie(blob, array("I", ids).tobytes(), lens.tobytes())
+        tokens = vocab.tokens  # in ascending id order
+        lens = array("I", map(len, tokens.values()))
+        self._trie = module.Trie(b"".join(tokens.values()), array("I", tokens).tobytes(), lens.tobytes())
         self._dtype = dtype_for(vocab.max_id)
 
     def encode_list(self, data: Doc) -> list[int]:

@@ -59,7 +59,9 @@ class Vocab:
 
     def __init__(self, tokens: Mapping[int, bytes], name: str = "vocab") -> None:
         """Use :meth:`from_tokens` or :func:`read_vocab`; this trusts ``tokens`` to be validated."""
-        self.tokens: dict[int, bytes] = _FrozenTokens(sorted(tokens.items()))
+        ids = list(tokens)
+        in_order = ids == sorted(ids)  # files are usually in id order: skip re-sorting 65k items
+        self.tokens: dict[int, bytes] = _FrozenTokens(tokens if in_order else sorted(tokens.items()))
         self.name = name
         self.max_id = max(self.tokens)
 
@@ -141,7 +143,8 @@ def _json_form(vocab: Vocab) -> bytes:
 
 # One whole well-formed line (the fast path matches the file with this, then the strict per-line parser
 # below re-reads any file that does not pass, to name the first bad line).
-_ROW = re.compile(r"""^([0-9]+) (b?('(?:[^'\\\n\r]|\\.)*'|"(?:[^"\\\n\r]|\\.)*")) ([0-9]+)\r?$""", re.M | re.S)
+_ROW = re.compile(r"""^([0-9]+) (b?('[^'\\\n\r]*(?:\\.[^'\\\n\r]*)*'|"[^"\\\n\r]*(?:\\.[^"\\\n\r]*)*")) ([0-9]+)\r?$""",
+                  re.M | re.S)
 
 
 def _parse_text_fast(text: str) -> dict[int, bytes] | None:
