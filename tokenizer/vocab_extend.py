@@ -25,6 +25,7 @@ needs::
 
 >>> from rwkv_data.tokenizer import Vocab
 >>> from rwkv_data.config import VocabConfig
+from rwkv_data.errors import ConfigError
 >>> base = Vocab.from_tokens({i + 1: bytes([i]) for i in range(256)})
 >>> res = extend_vocab(base, [("ሰላም ለዓለም። " * 50, "am")], VocabConfig(add_tokens=8, heldout_fraction=0.2))
 >>> all(res.tokens[i] == t for i, t in base.tokens.items()), len(res.idmap["added"])
@@ -43,6 +44,7 @@ from rwkv_data.tokenizer.vocab_select import select_tokens
 from rwkv_data.tokenizer.vocab_train import Progress, candidate_pool, required_chars, sample_corpus
 
 from rwkv_data.config import VocabConfig
+from rwkv_data.errors import ConfigError
 
 IDMAP_FORMAT = "rwkv-vocab-idmap"
 
@@ -124,10 +126,11 @@ def extend_vocab(base: Vocab, docs: Iterable[tuple[str, str]], cfg: VocabConfig,
     kept = {i: t for i, t in base.tokens.items() if i not in gone}
     kept_set = set(kept.values())
     n_new = cfg.add_tokens + len(replace)
-    chars, char_report = required_chars(samples, cfg)
+    have = sum(1 for t in kept_set if len(t) > 1 and len(t.decode("utf-8", "replace")) == 1)
+    chars, char_report = required_chars(samples, cfg, extra_budget=have + n_new // 2)
     new_chars = [c for c in chars if c not in kept_set]
     if len(new_chars) > n_new:
-        raise ValueError(f"character completeness needs {len(new_chars)} new tokens but add_tokens allows "
+        raise ConfigError(f"character completeness needs {len(new_chars)} new tokens but add_tokens allows "
                          f"{n_new}; raise add_tokens (or char_min_count)")
     char_set = set(new_chars)
     pool = [t for t in candidate_pool(samples, cfg, int(2 * n_new * cfg.candidate_factor), progress)
@@ -138,7 +141,7 @@ def extend_vocab(base: Vocab, docs: Iterable[tuple[str, str]], cfg: VocabConfig,
     new_tokens = [t for t in selected if t not in kept_set]
     first = cfg.first_new_id or -(-(base.max_id + 1) // 64) * 64
     if first <= base.max_id:
-        raise ValueError(f"first_new_id {first} must be past the base vocab's max id {base.max_id}")
+        raise ConfigError(f"first_new_id {first} must be past the base vocab's max id {base.max_id}")
     ids = sorted(replace) + list(range(first, first + max(0, len(new_tokens) - len(replace))))
     tokens = dict(kept)
     tokens.update(zip(ids, new_tokens, strict=False))

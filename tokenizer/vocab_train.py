@@ -17,6 +17,7 @@ Everything is deterministic for a seed. The output keeps id 0 free, puts byte ``
 does) and sorts the remaining tokens by byte length, then bytes.
 
 >>> from rwkv_data.config import VocabConfig
+from rwkv_data.errors import ConfigError
 >>> docs = [("the cat sat on the mat. " * 20, "en"), ("der Hund und die Katze. " * 20, "de")]
 >>> result = train_vocab(docs, VocabConfig(vocab_size=320, heldout_fraction=0.2, sample_chars=10_000))
 >>> len(result.tokens) <= 319 and result.tokens[1] == b"\\x00"
@@ -37,6 +38,7 @@ from typing import Any
 from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
 
 from rwkv_data.config import VocabConfig
+from rwkv_data.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +199,8 @@ def _seed_chars(name: str) -> list[str]:
     return out
 
 
-def required_chars(samples: dict[str, LangSample], cfg: VocabConfig) -> tuple[list[bytes], dict[str, Any]]:
+def required_chars(samples: dict[str, LangSample], cfg: VocabConfig,
+                   extra_budget: int | None = None) -> tuple[list[bytes], dict[str, Any]]:
     """The character-completeness set, as sorted UTF-8 tokens, and a per-script report.
 
     A non-ASCII character gets a token when (1) it occurs at least ``char_min_count`` times in the corpus and
@@ -206,7 +209,7 @@ def required_chars(samples: dict[str, LangSample], cfg: VocabConfig) -> tuple[li
     blocks seen (small alphabets and their punctuation: Armenian, Ethiopic, Cherokee, ...); (4) it is a
     single-character token of the ``char_seed`` vocab in a script seen (large scripts such as Han, where a
     technical corpus misses common characters of other registers). (2)-(4) are skipped, with a warning, when
-    they would take more than a quarter of the vocab.
+    the characters would then exceed ``extra_budget`` (default: a quarter of the vocab).
     """
     counts: Counter[str] = Counter()
     for s in samples.values():
@@ -219,8 +222,8 @@ def required_chars(samples: dict[str, LangSample], cfg: VocabConfig) -> tuple[li
     for cnt in per_script.values():
         total = sum(cnt.values())
         keep.update(ch for ch, n in cnt.items() if n >= cfg.char_min_count and n >= cfg.char_min_share * total)
-    # (2)-(4) are extras: each is taken only while all characters stay within a quarter of the vocab
-    budget = cfg.vocab_size // 4
+    # (2)-(4) are extras: each is taken only while all characters stay within the budget
+    budget = cfg.vocab_size // 4 if extra_budget is None else extra_budget
     seen = {script_of(ch) for ch in keep if unicodedata.category(ch)[0] in "LM"}
     cased = {c for ch in keep for c in (ch.upper(), ch.lower()) if len(c) == 1 and ord(c) >= 0x80}
     closure = {c for script in sorted(seen)
@@ -232,8 +235,8 @@ def required_chars(samples: dict[str, LangSample], cfg: VocabConfig) -> tuple[li
             keep |= extra
         elif extra - keep:
             skipped.append(name)
-            log.warning("character completeness: %s (%d characters) skipped, it would exceed a quarter of the "
-                        "vocab", name, len(extra - keep))
+            log.warning("character completeness: %s (%d characters) skipped, it would exceed the budget of %d "
+                        "characters", name, len(extra - keep), budget)
     report = {}
     for script, cnt in sorted(per_script.items()):
         total = sum(cnt.values())
@@ -368,7 +371,7 @@ def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Pro
     from rwkv_data.tokenizer.vocab_select import select_tokens
 
     if cfg.vocab_size < 258:
-        raise ValueError(f"vocab_size {cfg.vocab_size} is too small: id 0 and the 256 bytes need 257 ids")
+        raise ConfigError(f"vocab_size {cfg.vocab_size} is too small: id 0 and the 256 bytes need 257 ids")
     samples = sample_corpus(docs, cfg)
     if progress:
         progress(f"sampled {sum(s.chars_train for s in samples.values()):,} chars in {len(samples)} languages")
@@ -376,7 +379,7 @@ def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Pro
     required = [bytes([b]) for b in range(256)] + chars
     n_tokens = cfg.vocab_size - 1
     if len(required) > n_tokens:
-        raise ValueError(f"character completeness needs {len(required)} tokens but vocab_size allows {n_tokens}; "
+        raise ConfigError(f"character completeness needs {len(required)} tokens but vocab_size allows {n_tokens}; "
                          "raise vocab_size or char_min_count")
     free = n_tokens - len(required)
     char_set = set(chars)

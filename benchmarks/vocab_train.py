@@ -1,0 +1,175 @@
+"""Benchmark: train a 65,536-token vocabulary on the shared mono corpus and print the acceptance table.
+
+Run (takes a while; ~1 GB RAM):
+
+    python benchmarks/vocab_train.py                          # train, then evaluate ours vs World
+    python benchmarks/vocab_train.py --vocab out/vocab.txt    # evaluate an existing vocab only
+    python benchmarks/vocab_train.py --langs en,de,ta --vocab-size 16384 --sample-chars 2000000   # a quick look
+
+Training reads ../shared/corpus/mono through ``rwkv_data.pipelines.build_vocab`` (wall time and peak RSS are
+printed). Evaluation uses the UDHR parallel text (../shared/corpus/udhr.jsonl.zst, 30 aligned articles per
+translation) of the trained languages, with the audit metrics of ``rwkv_data.pipelines.metrics``:
+
+- parity: tokens(lang) / tokens(en) over the 30 articles, median and max over the trained languages;
+- English tokens, ours / World;
+- byte-fallback share (single-byte tokens >= 0x80: tokens that are not whole characters) per script;
+- greedy optimality gap: greedy tokens / minimum-token segmentation - 1, all languages pooled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import zstandard
+from rwkv_data.pipelines import metrics
+from rwkv_data.tokenizer import TrieTokenizer, read_vocab, world_vocab_path
+
+from rwkv_data.config import VocabConfig
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+# Which UDHR translation stands for a mono language when several match (modern orthography, main variety).
+UDHR_PICK = {"de": "deu_1996", "el": "ell_monotonic", "pt": "por_PT", "sr": "srp_cyrl", "zh-Hans": "cmn_hans",
+             "zh-Hant": "cmn_hant", "ja": "jpn", "ro": "ron_2006", "chr": "chr_uppercase"}
+TARGETS = {"median_parity": 1.35, "max_parity": 2.5, "en_vs_world": 1.25, "byte_fallback": 0.02, "greedy_gap": 0.01}
+
+
+def mono_languages(corpus: Path) -> dict[str, str]:
+    """lang -> script (ISO 15924) of the mono corpus, from mono_stats.tsv."""
+    with (corpus / "mono_stats.tsv").open(encoding="utf-8") as f:
+        return {row["lang"]: row["script"] for row in csv.DictReader(f, delimiter="\t")}
+
+
+def udhr_articles(corpus: Path, langs: list[str]) -> dict[str, list[str]]:
+    """The 30 UDHR articles of each language in ``langs`` (exact tag, else same base tag; see UDHR_PICK)."""
+    records = []
+    with zstandard.open(corpus / "udhr.jsonl.zst", "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    out = {}
+    for lang in langs:
+        want = UDHR_PICK.get(lang)
+        base = lang.split("-")[0]
+        match = [r for r in records if r["code"] == want] or [r for r in records if r["lang"] == lang]
+        match = match or [r for r in records if r["lang"].split("-")[0] == base]
+        if match:  # prefer the plain ISO 639-3 code over numbered variants
+            match.sort(key=lambda r: (r["code"][0].isdigit(), len(r["code"]), r["code"]))
+            out[lang] = match[0]["articles"]
+    return out
+
+
+def evaluate(tok: TrieTokenizer, texts: dict[str, list[str]], gap: bool = True) -> dict[str, dict[str, float]]:
+    """Per language: tokens, fallback tokens, chars, and (optionally) minimum-token counts for the gap."""
+    fb = metrics.fallback_mask(tok.vocab.tokens, tok.vocab.max_id + 1)
+    trie = metrics.VocabTrie(tok.vocab.tokens.values()) if gap else None
+    out = {}
+    for lang, arts in texts.items():
+        ids = np.concatenate([np.asarray(x, dtype=np.int64) for x in tok.encode_batch(arts)])
+        row = {"tokens": int(len(ids)), "fallback": int(fb[ids].sum()), "chars": sum(map(len, arts))}
+        if trie is not None:
+            row["min_tokens"] = sum(trie.min_tokens(a.encode("utf-8")) for a in arts)
+        out[lang] = row
+    return out
+
+
+def summary(ev: dict[str, dict[str, float]], scripts: dict[str, str]) -> dict[str, float]:
+    """Acceptance figures of one evaluation."""
+    par = metrics.parity({k: v["tokens"] for k, v in ev.items()}, reference="en")
+    others = [v for k, v in par.items() if k != "en"]
+    by_script: dict[str, list[int]] = {}
+    for lang, v in ev.items():
+        s = by_script.setdefault(scripts.get(lang, "?"), [0, 0])
+        s[0] += v["fallback"]
+        s[1] += v["tokens"]
+    fb = {s: a / b for s, (a, b) in by_script.items()}
+    worst = max(fb, key=lambda s: fb[s])
+    out = {"median_parity": statistics.median(others), "max_parity": max(others),
+           "max_parity_lang": max((v, k) for k, v in par.items())[1], "byte_fallback": fb[worst],
+           "byte_fallback_script": worst, "en_tokens": ev["en"]["tokens"]}
+    if all("min_tokens" in v for v in ev.values()):
+        out["greedy_gap"] = sum(v["tokens"] for v in ev.values()) / sum(v["min_tokens"] for v in ev.values()) - 1
+    return out
+
+
+def main() -> None:
+    """Train (unless --vocab), evaluate ours and World on UDHR, print the tables."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", type=Path, default=SHARED)
+    ap.add_argument("--vocab", type=Path, help="evaluate this vocab instead of training one")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/rwkv_vocab_bench/vocab.txt"))
+    ap.add_argument("--langs", default="", help="comma-separated subset of the mono languages")
+    ap.add_argument("--vocab-size", type=int, default=VocabConfig.vocab_size)
+    ap.add_argument("--sample-chars", type=int, default=VocabConfig.sample_chars)
+    ap.add_argument("--fairness", type=float, default=VocabConfig.fairness)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help='override a VocabConfig field, e.g. --set lang_weights=\'{"en": 4}\'')
+    ap.add_argument("--no-gap", action="store_true", help="skip the (slow) optimal segmentation")
+    args = ap.parse_args()
+
+    scripts = mono_languages(args.corpus)
+    langs = [x for x in args.langs.split(",") if x] or sorted(scripts)
+    if "en" not in langs:
+        langs.append("en")
+    if args.vocab is None:
+        from rwkv_data.pipelines.build_vocab import run
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        inputs = tuple(str(args.corpus / "mono" / f"{lang}.jsonl.zst") for lang in langs)
+        extra = {k: json.loads(v) for k, v in (x.split("=", 1) for x in args.set)}
+        extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+        cfg = VocabConfig(inputs=inputs, output=str(args.out), vocab_size=args.vocab_size,
+                          sample_chars=args.sample_chars, fairness=args.fairness, **extra)
+        t0 = time.perf_counter()
+        run(cfg)
+        wall = time.perf_counter() - t0
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"training: {wall / 60:.1f} min wall, peak RSS {rss:,.0f} MB, {sum(1 for _ in langs)} languages")
+        vocab_path = args.out
+    else:
+        vocab_path = args.vocab
+        wall = float("nan")
+    ours = TrieTokenizer(read_vocab(vocab_path))
+    world = TrieTokenizer(read_vocab(world_vocab_path()))
+    texts = udhr_articles(args.corpus, langs)
+    missing = sorted(set(langs) - set(texts))
+    if missing:
+        print(f"no UDHR text for: {', '.join(missing)}", file=sys.stderr)
+    ev_o, ev_w = evaluate(ours, texts, not args.no_gap), evaluate(world, texts, not args.no_gap)
+    so, sw = summary(ev_o, scripts), summary(ev_w, scripts)
+    en_ratio = ev_o["en"]["tokens"] / ev_w["en"]["tokens"]
+
+    print(f"\nper language (UDHR, 30 articles; {len(texts)} languages; vocab {vocab_path}, {len(ours.vocab)} tokens)")
+    print(f"{'lang':8} {'script':6} {'ours':>7} {'World':>7} {'par ours':>9} {'par World':>9} {'fb ours':>8}"
+          f" {'fb World':>8}")
+    for lang in sorted(texts):
+        o, w = ev_o[lang], ev_w[lang]
+        print(f"{lang:8} {scripts.get(lang, '?'):6} {o['tokens']:7d} {w['tokens']:7d} "
+              f"{o['tokens'] / ev_o['en']['tokens']:9.2f} {w['tokens'] / ev_w['en']['tokens']:9.2f} "
+              f"{o['fallback'] / o['tokens']:8.3f} {w['fallback'] / w['tokens']:8.3f}")
+
+    rows = [
+        ("median parity vs English", "<= 1.35", so["median_parity"], sw["median_parity"], "median_parity"),
+        ("max parity vs English", "<= 2.5", so["max_parity"], sw["max_parity"], "max_parity"),
+        ("English tokens / World's", "<= 1.25", en_ratio, 1.0, "en_vs_world"),
+        ("byte fallback, worst script", "<= 2%", so["byte_fallback"], sw["byte_fallback"], "byte_fallback"),
+        ("greedy optimality gap", "<= 1%", so.get("greedy_gap", float("nan")), sw.get("greedy_gap", float("nan")),
+         "greedy_gap"),
+        ("training wall time (min)", "<= 20", wall / 60, float("nan"), "wall"),
+    ]
+    print("\nacceptance (UDHR of the trained languages; ours vs World)")
+    print(f"{'metric':30} {'target':>8} {'ours':>9} {'World':>9}  pass")
+    for name, target, o, w, key in rows:
+        ok = (o <= TARGETS[key]) if key in TARGETS else (o <= 20 if o == o else None)
+        print(f"{name:30} {target:>8} {o:9.4f} {w:9.4f}  {'-' if ok is None else ('yes' if ok else 'NO')}")
+    print(f"(max parity: ours {so['max_parity_lang']}, World {sw['max_parity_lang']}; worst fallback script: ours "
+          f"{so['byte_fallback_script']}, World {sw['byte_fallback_script']})")
+
+
+if __name__ == "__main__":
+    main()
