@@ -18,8 +18,17 @@ Worked example (World vocab; ids 1-256 are the single bytes, id = byte + 1):
 dtype('uint16')
 >>> tok.decode([33155, 45, 40213])
 'Hello, world'
->>> tok.decode([3319], errors="replace")   # id 3319 is b'\\xf0\\x9f', half an emoji
+>>> tok.encode("😀")                     # one emoji, three tokens: b'\\xf0\\x9f' + b'\\x98' + b'\\x80'
+[3319, 153, 129]
+>>> tok.decode([3319], errors="replace")   # half an emoji: only the bad bytes become U+FFFD
 '\\ufffd'
+>>> tok.decode_bytes([3319])
+b'\\xf0\\x9f'
+>>> [a.tolist() for a in tok.encode_batch(["Hello", "world"], num_threads=2, as_array=True)]
+[[33155], [36017]]
+
+``TrieTokenizer.from_file(path)`` loads any World-format ``.txt`` or ``.json`` vocab (ids above 65535 give
+uint32 arrays); ``impl="python"`` selects the reference.
 """
 
 from __future__ import annotations

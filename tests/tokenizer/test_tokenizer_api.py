@@ -207,3 +207,14 @@ def test_auto_falls_back_to_python_with_a_warning(monkeypatch: pytest.MonkeyPatc
     assert tok.impl == "python" and "simulated missing build" in caplog.text
     with pytest.raises(DependencyMissing, match="pip install"):
         TrieTokenizer(byte_vocab(), impl="native")
+
+
+@pytest.mark.parametrize("module", ["rwkv_data.tokenizer", "rwkv_data.tokenizer.tokenizer", "rwkv_data.tokenizer.vocab",
+                                    "rwkv_data.tokenizer.literal", "rwkv_data.tokenizer.reference",
+                                    "rwkv_data.tokenizer.info"])
+def test_docstring_examples(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
