@@ -31,8 +31,16 @@ def _texts(path, **kw) -> list[tuple[str, str]]:
     return [(d.text, d.lang) for d in iter_documents(path, **kw)]
 
 
+def test_lone_surrogate_escape_and_bom(tmp_path: Path, json_path: str) -> None:
+    p = tmp_path / "s.jsonl"
+    p.write_bytes(b'{"text": "ok \\u00e9"}\n{"text": "x\\ud800y"}\n\xef\xbb\xbf{"text": "bom"}\n')
+    stats = ReadStats()
+    assert _texts(p, on_error="skip", stats=stats) == [("ok \u00e9", "und")]
+    assert stats.skipped == Counter({"invalid_utf8": 1, "invalid_json": 1})
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.zst", ".jsonl.gz"])
-def test_jsonl_variants(tmp_path: Path, suffix: str) -> None:
+def test_jsonl_variants(tmp_path: Path, suffix: str, json_path: str) -> None:
     data = _jsonl(RECORDS)
     data = {".jsonl.zst": zstandard.ZstdCompressor().compress, ".jsonl.gz": gzip.compress}.get(suffix, bytes)(data)
     p = tmp_path / f"c{suffix}"
@@ -134,14 +142,24 @@ REASON = {"truncated_zstd": "truncated_stream", "truncated_gzip": "truncated_str
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_raises_naming_file_and_line(tmp_path: Path, case: str) -> None:
+def test_bad_input_raises_naming_file_and_line(tmp_path: Path, case: str, json_path: str) -> None:
     make, pattern = BAD[case]
     with pytest.raises(InputFormatError, match=pattern):
         list(iter_documents(make(tmp_path)))
 
 
+@pytest.fixture(params=["fast", "standard"])
+def json_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the optional orjson fast path and without it (the standard json path)."""
+    import rwkv_data.pipelines.readers as readers
+
+    if request.param == "standard":
+        monkeypatch.setattr(readers, "_orjson_loads", None)
+    return request.param
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_counted_when_skipping(tmp_path: Path, case: str) -> None:
+def test_bad_input_is_counted_when_skipping(tmp_path: Path, case: str, json_path: str) -> None:
     make, _ = BAD[case]
     stats = ReadStats()
     docs = list(iter_documents(make(tmp_path), on_error="skip", stats=stats))
