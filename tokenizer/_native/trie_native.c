@@ -115,15 +115,22 @@ static PyObject *encode_one(Trie *self, PyObject *doc, int as_list) {
 static PyObject *Trie_encode(Trie *self, PyObject *doc) { return encode_one(self, doc, 0); }
 static PyObject *Trie_encode_list(Trie *self, PyObject *doc) { return encode_one(self, doc, 1); }
 
-typedef struct { Trie *tr; Job *jobs; size_t n; atomic_size_t next; } Pool;
+typedef struct { Trie *tr; Job *jobs; Job **order; size_t n; atomic_size_t next; } Pool;
 
 static void *worker(void *arg) {
     Pool *pl = arg;
     for (;;) {
         size_t i = atomic_fetch_add(&pl->next, 1);
         if (i >= pl->n) return NULL;
-        trie_run_job(&pl->tr->core, &pl->jobs[i]);
+        trie_run_job(&pl->tr->core, pl->order ? pl->order[i] : &pl->jobs[i]);
     }
+}
+
+/* Longest documents first, so one long document handed out last cannot leave the other threads idle. */
+static int longer_first(const void *a, const void *b) {
+    size_t x = (*(Job *const *)a)->n * (size_t)((*(Job *const *)a)->kind ? (*(Job *const *)a)->kind : 1);
+    size_t y = (*(Job *const *)b)->n * (size_t)((*(Job *const *)b)->kind ? (*(Job *const *)b)->kind : 1);
+    return (x < y) - (x > y);
 }
 
 static PyObject *Trie_encode_batch(Trie *self, PyObject *args) {
@@ -136,6 +143,7 @@ static PyObject *Trie_encode_batch(Trie *self, PyObject *args) {
     Py_buffer *views = calloc(n ? n : 1, sizeof(Py_buffer));
     char *has = calloc(n ? n : 1, 1);
     PyObject *res = NULL;
+    Job **order = NULL;
     size_t ready = 0;
     if (!jobs || !views || !has) { PyErr_NoMemory(); goto done; }
     for (; ready < n; ready++) {
@@ -145,7 +153,12 @@ static PyObject *Trie_encode_batch(Trie *self, PyObject *args) {
     }
     if (threads < 1) threads = 1;
     if ((size_t)threads > n) threads = n ? (int)n : 1;
-    Pool pl = {self, jobs, n, 0};
+    order = threads > 1 ? malloc(n * sizeof(Job *)) : NULL;  /* NULL (1 thread, or no memory): plain order */
+    if (order) {
+        for (size_t i = 0; i < n; i++) order[i] = &jobs[i];
+        qsort(order, n, sizeof(Job *), longer_first);
+    }
+    Pool pl = {self, jobs, order, n, 0};
     int started = 0;
     Py_BEGIN_ALLOW_THREADS
     pthread_t tids[256];
@@ -165,7 +178,7 @@ done:
         if (has && has[i]) PyBuffer_Release(&views[i]);
         if (jobs) free(jobs[i].out);
     }
-    free(jobs); free(views); free(has);
+    free(jobs); free(views); free(has); free(order);
     Py_DECREF(docs);
     return res;
 }
