@@ -189,6 +189,8 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     merge_dir = work / "merge"
     shutil.rmtree(merge_dir, ignore_errors=True)  # the merge always starts over; it is cheap next to parts
     merge_dir.mkdir(parents=True)
+    for old in (f"{cfg.output}.meta.json", f"{cfg.output}_val.meta.json"):  # no meta = not finished
+        Path(old).unlink(missing_ok=True)
     n_docs, cutoff, has = val_cutoffs(parts, len(langs), cfg.val_min_docs)
     threshold = min(int(cfg.val_fraction * 2.0**64), 2**64 - 1)
     plan = MergePlan(parts, langs, threshold, cutoff, has, np.ones(len(langs)), cfg.seed, cfg.bucket_docs)

@@ -1,0 +1,222 @@
+"""Speed and memory of ``rwkv-data shard`` against a make_data.py-style baseline, all from one run.
+
+Input: ../shared/corpus/mono/*.jsonl.zst (beside the repository root). Rows:
+
+* tokenizer 1 thread: our native tokenizer's own ``encode_batch(num_threads=1)`` on every document, already
+  decoded and in memory (the ceiling for one worker).
+* shard, 1 / 2 workers: the whole job end to end in a fresh subprocess (imports, vocab load, reading,
+  decompression, JSON, tokenizing, parts, validation split, shuffle, merge, hashes, meta), ``--runs`` times,
+  median wall time. Peak RSS: the largest single process (getrusage of the waited children) and the sampled
+  peak sum over the process tree (``/proc``, every 20 ms).
+* shard x10, 2 workers: the corpus repeated ``--repeat`` times (symlinked copies, so 10x the documents and
+  tokens) for the RSS-does-not-grow check; one run.
+* baseline: RWKV-LM make_data.py's loop (json.loads per line, rwkv's ``TRIE_TOKENIZER.encode``, append 0,
+  numpy uint16 item writes, one process) on every ``--subset``-th document, since it runs at ~2 MB/s.
+
+MB/s = UTF-8 bytes of document text / wall time. The machine is shared: the load average before and after is
+printed with the table.
+
+Run: python benchmarks/shard_speed.py [--runs 3] [--repeat 10] [--subset 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus" / "mono"
+
+JOB = """
+import json, resource, sys
+from rwkv_data.config import ShardConfig
+from rwkv_data.pipelines.shard import run
+m = run(ShardConfig(inputs=tuple(sys.argv[3:]), output=sys.argv[1], workers=int(sys.argv[2]), progress=False))
+print(json.dumps({"bytes": m["train"]["input"]["bytes"], "docs": m["train"]["input"]["documents"],
+                  "tokens": m["train"]["input"]["tokens"]}))
+"""
+
+
+def _tree_rss_kb(root: int, hwm: dict[int, int]) -> int:
+    """Sum of VmRSS over ``root`` and its descendants (from /proc); records each one's VmHWM in ``hwm``."""
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat", encoding="utf-8") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += kids.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+                fields = {ln.split(":")[0]: ln.split()[1] for ln in f if ln.startswith(("VmRSS:", "VmHWM:"))}
+        except OSError:
+            continue
+        total += int(fields.get("VmRSS", 0))
+        hwm[pid] = max(hwm.get(pid, 0), int(fields.get("VmHWM", 0)))
+    return total
+
+
+def run_job(inputs: list[str], workers: int, out: Path) -> dict[str, float]:
+    """One job in a fresh subprocess: wall time, text bytes, peak RSS (single process and tree sum)."""
+    t0 = time.perf_counter()
+    err = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([sys.executable, "-c", JOB, str(out), str(workers), *inputs],
+                            stdout=subprocess.PIPE, stderr=err, text=True)
+    peak = [0]
+    hwm: dict[int, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid, hwm))
+            time.sleep(0.02)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    stdout = proc.stdout.read() if proc.stdout else ""  # a few hundred bytes, read before the exit
+    _, status, usage = os.wait4(proc.pid, 0)  # CPU time of this child and the workers it waited for
+    wall = time.perf_counter() - t0
+    done.set()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    th.join()
+    if proc.returncode != 0:
+        err.seek(0)
+        raise SystemExit(f"shard job failed:\n{err.read()}")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    return {"wall": wall, "bytes": res["bytes"], "tokens": res["tokens"], "cpu": usage.ru_utime + usage.ru_stime,
+            "rss_max_mb": max(hwm.values(), default=0) / 1024, "rss_tree_mb": peak[0] / 1024}
+
+
+def tokenizer_speed(texts: list[str]) -> tuple[float, float]:
+    """(MB/s, MB per CPU second) of our tokenizer alone, one thread, documents in memory (best of 3)."""
+    from rwkv_data.tokenizer import TrieTokenizer
+
+    tok = TrieTokenizer.world()
+    if tok.impl != "native":
+        print(f"warning: tokenizer impl is {tok.impl}, not native", file=sys.stderr)
+    nbytes = sum(len(t.encode()) for t in texts)
+    best, best_cpu = float("inf"), float("inf")
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        tok.encode_batch(texts, num_threads=1, as_array=True)
+        best, best_cpu = min(best, time.perf_counter() - t0), min(best_cpu, time.process_time() - c0)
+    return nbytes / best / 1e6, nbytes / best_cpu / 1e6
+
+
+def baseline_speed(files: list[Path], subset: int, out: Path) -> tuple[float, float, int]:
+    """make_data.py's loop on every ``subset``-th jsonl line: (MB/s, MB per CPU second, text bytes timed)."""
+    import numpy as np
+    import zstandard
+    from rwkv.rwkv_tokenizer import TRIE_TOKENIZER
+    from rwkv_data.tokenizer import world_vocab_path
+
+    lines = []
+    for f in files:
+        with open(f, "rb") as fh:
+            data = zstandard.ZstdDecompressor().stream_reader(fh).read()
+        lines += data.decode("utf-8").splitlines()
+    lines = [ln for ln in lines[::subset] if ln.strip()]
+    tok = TRIE_TOKENIZER(str(world_vocab_path()))
+    nbytes = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    sizes = []
+    with open(out, "wb") as bin_f:
+        for ln in lines:
+            text = json.loads(ln)["text"]
+            nbytes += len(text.encode())
+            ids = tok.encode(text) + [0]  # make_data: "[0] = end_of_doc for rwkv tokenizer"
+            bin_f.write(np.array(ids, dtype=np.uint16).tobytes())
+            sizes.append(len(ids))
+    np.array(sizes, dtype=np.int32).tofile(f"{out}.sizes")
+    return nbytes / (time.perf_counter() - t0) / 1e6, nbytes / (time.process_time() - c0) / 1e6, nbytes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3, help="timed runs of the 1- and 2-worker jobs (median)")
+    ap.add_argument("--repeat", type=int, default=10, help="corpus copies for the large-input RSS row")
+    ap.add_argument("--subset", type=int, default=40, help="baseline: every N-th document")
+    args = ap.parse_args()
+    files = sorted(CORPUS.glob("*.jsonl.zst"))
+    if not files:
+        raise SystemExit(f"no corpus at {CORPUS}")
+    load0 = os.getloadavg()
+    rows: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        for w in (1, 2):  # jobs first, while this process is still small
+            runs = [run_job([str(CORPUS)], w, tmpd / f"w{w}-{i}" / "P") for i in range(args.runs)]
+            i_med = sorted(range(len(runs)), key=lambda i: runs[i]["wall"])[len(runs) // 2]
+            r = runs[i_med]
+            rows[f"shard, {w} worker{'s' if w > 1 else ''}"] = {
+                "mbps": r["bytes"] / r["wall"] / 1e6, "cpu_mbps": r["bytes"] / r["cpu"] / 1e6, "wall": r["wall"],
+                "rss_max_mb": max(x["rss_max_mb"] for x in runs), "rss_tree_mb": max(x["rss_tree_mb"] for x in runs),
+                "walls": [x["wall"] for x in runs]}
+            text_mb = r["bytes"] / 1e6
+        big = tmpd / "big"
+        for i in range(args.repeat):
+            (big / f"copy{i:02d}").mkdir(parents=True)
+            for f in files:
+                (big / f"copy{i:02d}" / f.name).symlink_to(f)
+        r = run_job([str(big)], 2, tmpd / "x10" / "P")
+        rows[f"shard, {args.repeat}x input ({r['bytes'] / 1e6:.0f} MB), 2 workers"] = {
+            "mbps": r["bytes"] / r["wall"] / 1e6, "cpu_mbps": r["bytes"] / r["cpu"] / 1e6, "wall": r["wall"],
+            "rss_max_mb": r["rss_max_mb"], "rss_tree_mb": r["rss_tree_mb"]}
+        from rwkv_data.pipelines.readers import iter_documents
+
+        texts = [d.text for d in iter_documents(files)]
+        mbps, cpu_mbps = tokenizer_speed(texts)
+        rows["our tokenizer alone, 1 thread, text in memory"] = {"mbps": mbps, "cpu_mbps": cpu_mbps}
+        del texts
+        mbps, cpu_mbps, nb = baseline_speed(files, args.subset, tmpd / "baseline.bin")
+        rows[f"baseline make_data.py-style (1/{args.subset} subset, {nb / 1e6:.1f} MB)"] = {
+            "mbps": mbps, "cpu_mbps": cpu_mbps}
+    load1 = os.getloadavg()
+    _report(rows, files, text_mb, load0[0], load1[0])
+
+
+def _report(rows: dict[str, dict[str, float]], files: list[Path], text_mb: float, load0: float, load1: float) -> None:
+    print(f"\ncorpus: {CORPUS} ({len(files)} files, {text_mb:.1f} MB of document text); cores: {os.cpu_count()}; "
+          f"load average before {load0:.1f}, after {load1:.1f}")
+    base = next(v for k, v in rows.items() if k.startswith("baseline"))
+    w1, w2 = rows["shard, 1 worker"], rows["shard, 2 workers"]
+    tok1 = rows["our tokenizer alone, 1 thread, text in memory"]
+    print(f"{'':<50} {'MB/s':>7} {'MB/CPU-s':>8} {'wall s':>7} {'RSS proc':>8} {'RSS tree':>8} {'x base':>7} "
+          f"{'x 1 wkr':>7}")
+    for name, v in rows.items():
+        wall = f"{v['wall']:.2f}" if "wall" in v else "-"
+        rss = f"{v['rss_max_mb']:.0f}" if "rss_max_mb" in v else "-"
+        tree = f"{v['rss_tree_mb']:.0f}" if "rss_tree_mb" in v else "-"
+        print(f"{name:<50} {v['mbps']:>7.2f} {v['cpu_mbps']:>8.2f} {wall:>7} {rss:>8} {tree:>8} "
+              f"{v['mbps'] / base['mbps']:>7.1f} {v['mbps'] / w1['mbps']:>7.2f}")
+    print("(MB/s: document text per wall second; MB/CPU-s: per CPU second of all processes; RSS in MB: peak of the "
+          "largest process / peak sum over the process tree)")
+    rss_peak = max(v.get("rss_tree_mb", 0) for v in rows.values())
+    checks = [
+        ("1 worker >= 50% of the tokenizer's 1-thread speed (wall)", w1["mbps"] / tok1["mbps"], 0.5),
+        ("  same, per CPU second", w1["cpu_mbps"] / tok1["cpu_mbps"], 0.5),
+        ("2 workers >= 1.7x 1 worker (wall)", w2["mbps"] / w1["mbps"], 1.7),
+        ("1 worker >= 10x baseline (wall)", w1["mbps"] / base["mbps"], 10.0),
+        ("peak RSS (process tree) < 500 MB, incl. the large input", 500.0 / rss_peak, 1.0),
+    ]
+    for name, got, want in checks:
+        print(f"{'PASS' if got >= want else 'MISS'}  {name}: {got:.2f} (target {want})")
+    print("walls (s): " + "; ".join(f"{k}: {', '.join(f'{x:.2f}' for x in v['walls'])}"
+                                   for k, v in rows.items() if "walls" in v))
+
+
+if __name__ == "__main__":
+    main()
