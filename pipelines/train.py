@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from rwkv_data.pipelines import modelio
+from rwkv_data.pipelines import distributed, modelio
 from rwkv_data.pipelines.evaluate import read_meta
 from rwkv_data.pipelines.optim import lm_loss, lr_at, make_optimizer, set_lr
 from rwkv_data.pipelines.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime
@@ -205,6 +205,8 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
     last_step = min(total_steps, cfg.max_steps) if cfg.max_steps > 0 else total_steps
     optimizer = make_optimizer(model, cfg.lr_init, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.adam_eps)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    ddp = distributed.wrap(model)  # under torchrun: DistributedDataParallel averages the gradients; else model
+    main = distributed.is_main()  # only rank 0 writes the log and checkpoints
     log_path = out_dir / "train_log.jsonl"
     step = 0
     history: list[dict[str, Any]] = []
@@ -220,14 +222,16 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
         log.info("resuming at step %d of %d", step, last_step)
     else:
         torch.manual_seed(cfg.seed)
-    atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+    if main:
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
     evals: list[dict[str, Any]] = [r for r in history if "eval" in r]
     if evaluator is not None and step == 0:
         evals.append({"step": 0, "eval": evaluator(model, 0)})
         _append(log_path, evals[-1])
     model.train()
     t0, tok0 = time.perf_counter(), step * tokens_per_step
-    bar = tqdm(total=last_step, initial=step, unit="step", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=last_step, initial=step, unit="step", file=sys.stderr, disable=not (progress and main),
+               dynamic_ncols=True)
     loss_val = math.nan
     while step < last_step:
         lr = lr_at(step, tokens_per_step, cfg.lr_init, cfg.lr_final, cfg.warmup_steps, token_budget)
@@ -236,15 +240,16 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
         loss_sum = 0.0
         for micro in range(cfg.grad_accum):
             xy = torch.from_numpy(source.batch(step, micro)).to(device)  # [B, T+1]
-            with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-                logits = modelio.forward(model, xy[:, :-1])  # [B, T, V]
-            loss = lm_loss(logits, xy[:, 1:])
-            (loss / cfg.grad_accum).backward()
+            with distributed.sync(ddp, micro == cfg.grad_accum - 1):  # all-reduce once, after the last micro-step
+                with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+                    logits = modelio.forward(ddp, xy[:, :-1])  # [B, T, V]
+                loss = lm_loss(logits, xy[:, 1:])
+                (loss / cfg.grad_accum).backward()
             loss_sum += float(loss.detach())
         gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip) if cfg.grad_clip > 0 else torch.tensor(0.0)
         optimizer.step()
         step += 1
-        loss_val = loss_sum / cfg.grad_accum
+        loss_val = distributed.mean(loss_sum / cfg.grad_accum)  # the global batch's loss under torchrun
         if not math.isfinite(loss_val):
             raise ConfigError(f"loss became {loss_val} at step {step}; lower lr_init (now {cfg.lr_init})")
         elapsed = time.perf_counter() - t0
@@ -262,11 +267,12 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
             evals.append({"step": step, "eval": evaluator(model, step)})
             _append(log_path, evals[-1])
             model.train()
-        if (cfg.save_every > 0 and step % cfg.save_every == 0) or step == last_step:
+        if main and ((cfg.save_every > 0 and step % cfg.save_every == 0) or step == last_step):
             save_training_state(out_dir, step, step * tokens_per_step, model, optimizer, cfg.save_dtype, export)
     bar.close()
     final = out_dir / "rwkv-final.pth"
-    export(model, final, cfg.save_dtype)
+    if main:
+        export(model, final, cfg.save_dtype)
     elapsed = time.perf_counter() - t0
     return {"steps": step, "total_steps": total_steps, "tokens": step * tokens_per_step, "token_budget": token_budget,
             "final_loss": loss_val, "seconds": elapsed,
@@ -275,6 +281,8 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
+    if not distributed.is_main():
+        return
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
 
@@ -285,7 +293,7 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise ConfigError("train needs --data PREFIX (a binidx prefix written by `rwkv-data shard`)")
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = modelio.resolve_device(cfg.device)
+    cfg, device = distributed.setup(cfg)  # under torchrun: join the process group, take rank and world_size
     source = WindowSource(cfg.data, cfg.ctx_len, cfg.micro_bsz, cfg.grad_accum, cfg.magic_prime, cfg.rank,
                           cfg.world_size)
     meta = read_meta(cfg.data)
@@ -296,12 +304,15 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
         model = modelio.fresh(cfg.n_layer, cfg.n_embd, cfg.head_size, vocab_size, cfg.ctx_len, device)
     token_budget = cfg.token_budget or source.num_tokens
-    atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
-    evaluator = _val_evaluator(cfg, device) if cfg.val_data else None
+    if distributed.is_main():
+        atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
+    evaluator = _val_evaluator(cfg, device) if cfg.val_data and distributed.is_main() else None
     stats = fit(cfg, model, source, token_budget, out_dir, evaluator=evaluator, progress=progress)
     stats["magic_prime"] = source.sampler.magic_prime
     stats["data_tokens"] = source.num_tokens
-    atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2))
+    if distributed.is_main():
+        atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2))
+    distributed.finish()  # under torchrun: wait for every rank, then leave the process group
     return stats
 
 

@@ -447,11 +447,12 @@ def _eval_config_class() -> Any:
 def train_cmd(config_path: str | None, as_json: bool, **values: Any) -> None:
     """Train RWKV-7 on binidx shards (RWKV-LM's sampler and optimiser recipe; exact resume)."""
     from rwkv_data.config import TrainConfig
-    from rwkv_data.pipelines import train
+    from rwkv_data.pipelines import distributed, train
 
     cfg = _load_model_config(TrainConfig, config_path, "train", values)
     stats = train.run(cfg)
-    emit(stats, as_json, _train_summary(stats))
+    if distributed.is_main():  # under torchrun every rank returns; rank 0 speaks for the job
+        emit(stats, as_json, _train_summary(stats))
 
 
 @cli.command("finetune")
