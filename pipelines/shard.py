@@ -14,6 +14,7 @@ output is byte-identical for any ``--workers`` and after any kill + rerun.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -157,6 +158,7 @@ def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     work = Path(cfg.work_dir) if cfg.work_dir else Path(f"{out}.work")
     parts_dir = work / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for stale in parts_dir.glob("*.tmp"):  # a killed run's half-written files
         stale.unlink()
     tasks = [PartTask(i, u, opts, str(parts_dir), part_key(u, opts, tok.sha256, dtype.name), dtype.name)
@@ -174,8 +176,11 @@ def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     summaries = [load_summary(t) for t in tasks]
     result = merge_parts(cfg, tok, dtype, tasks, summaries, work)
     log.info("tokenized in %.2f s, merged in %.2f s", t1 - t0, time.perf_counter() - t1)
-    if not cfg.keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+    if not cfg.keep_work:  # only what this job made: --work-dir may be a folder holding other things
+        for sub in ("parts", "merge"):
+            shutil.rmtree(work / sub, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            work.rmdir()
     return result
 
 

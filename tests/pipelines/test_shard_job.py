@@ -155,3 +155,13 @@ def test_bad_input_stops_or_is_counted(tmp_path: Path) -> None:
     assert m["input"]["documents"] == 2 and "bad.jsonl:3" in m["skipped_examples"]["invalid_json"]
     with pytest.raises(ConfigError, match="no inputs"):
         run(ShardConfig(output=str(tmp_path / "x")))
+
+
+def test_custom_work_dir_keeps_foreign_files_and_output_parent_is_made(corpus, tmp_path: Path) -> None:
+    inputs, _, vocab = corpus
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.txt").write_text("not the job's")
+    run(_cfg(inputs[:1], tmp_path / "new" / "dir" / "P", vocab, work_dir=str(work)))
+    assert [p.name for p in work.iterdir()] == ["mine.txt"]
+    assert Path(f"{tmp_path}/new/dir/P.meta.json").is_file()
