@@ -216,6 +216,10 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         step = int(state["step"])
+        if int(state.get("tokens", step * tokens_per_step)) != step * tokens_per_step:  # samples would repeat/skip
+            raise ConfigError(f"{out_dir}: the checkpoint at step {step} was trained with "
+                              f"{state['tokens'] // max(step, 1)} tokens per step, this run takes {tokens_per_step} "
+                              "(micro_bsz x grad_accum x world_size x ctx_len); resume with the same values")
         if log_path.is_file():  # drop lines logged after the checkpoint (a crash between saves)
             rows = [json.loads(x) for x in log_path.read_text(encoding="utf-8").splitlines() if x.strip()]
             history = [r for r in rows if r.get("step", 0) <= step]

@@ -1,17 +1,21 @@
 """Data-parallel pieces without launching processes: per-rank magic_prime sampling covers the permutation without
 overlap or gaps and matches a single process with world_size times the micro-batch, micro-step by micro-step;
-torchrun environment parsing and its errors; single-process setup is a no-op.
+torchrun environment parsing and its errors; single-process setup is a no-op; a resume with another global
+batch is refused.
 
 Run: pytest tests/pipelines/test_distributed.py   (the 2-process run is tests/pipelines/test_train_ddp.py)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from rwkv_data.pipelines import distributed
+from model_fixtures import make_corpus
+from rwkv_data.pipelines import distributed, train
 from rwkv_data.pipelines.sampler import MagicPrimeSampler
 
 from rwkv_data.config import TrainConfig
@@ -79,3 +83,15 @@ def test_setup_rejects_a_conflicting_world_size() -> None:
     env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
     with pytest.raises(ConfigError, match="disagree"):
         distributed.setup(TrainConfig(device="cpu", world_size=4), environ=env)
+
+
+def test_resume_with_another_global_batch_is_refused(tmp_path: Path) -> None:
+    """Changing world_size (or micro_bsz, grad_accum) between runs would make the step-indexed sampler repeat
+    or skip windows, so resuming refuses it."""
+    _, prefix, _ = make_corpus(tmp_path, train_docs=10)
+    base = TrainConfig(data=str(prefix), out_dir=str(tmp_path / "out"), n_layer=1, n_embd=64, head_size=32,
+                       vocab_size=320, ctx_len=32, micro_bsz=2, max_steps=2, token_budget=2 * 2 * 32 * 4,
+                       device="cpu", save_every=0)
+    train.run(base, progress=False)
+    with pytest.raises(ConfigError, match="64 tokens per step, this run takes 128"):
+        train.run(dataclasses.replace(base, micro_bsz=4, max_steps=3, resume=True), progress=False)
