@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -122,16 +123,19 @@ def main() -> None:
                                                              sub_total),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({threads} CPUs)")
     print(f"corpus: {len(docs):,} documents, {total / 1e6:.2f} MB (pure-Python rows: {len(sub):,} documents, "
           f"{sub_total / 1e6:.2f} MB); {args.runs} timed runs after 1 warm-up, interleaved", flush=True)
     for run in range(args.runs + 1):
         for name, (fn, on_sub, _) in cases.items():
             ds = fresh(sub if on_sub else docs)
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn(ds)
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             if run:
                 times[name].append(dt)
+                cpu[name].append(dc)
             del ds
         print(f"  run {run} {'(warm-up) ' if not run else ''}done", file=sys.stderr, flush=True)
 
@@ -166,12 +170,17 @@ def main() -> None:
 
     base = mbs(times["ours native, numpy, 1 thread"], total)
     print(f"\nencode (MB/s of UTF-8 input; x = ratio to ours native numpy 1 thread = {base:.1f} MB/s)")
-    print(f"| {'implementation':<44} | {'MB/s':>8} | {'x ours':>7} | runs (s) |")
-    print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| --- |")
+    cbase = mbs(cpu["ours native, numpy, 1 thread"], total)
+    print("(MB/s per CPU-second and CPU/wall are context for a shared machine: CPU/wall > 1 means threads ran at "
+          "once)")
+    print(f"| {'implementation':<44} | {'MB/s':>8} | {'x ours':>7} | {'MB/CPU-s':>8} | {'x ours':>7} | "
+          f"{'CPU/wall':>8} | wall per run (s) |")
+    print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| {'-' * 8}:| {'-' * 7}:| {'-' * 8}:| --- |")
     for name, (_, _, n) in cases.items():
-        v = mbs(times[name], n)
+        v, c = mbs(times[name], n), mbs(cpu[name], n)
+        par = sum(cpu[name]) / sum(times[name])
         runs = " / ".join(f"{t:.3f}" for t in times[name])
-        print(f"| {name:<44} | {v:8.2f} | {v / base:7.3f} | {runs} |")
+        print(f"| {name:<44} | {v:8.2f} | {v / base:7.3f} | {c:8.2f} | {c / cbase:7.3f} | {par:8.2f} | {runs} |")
     dbase = mbs(dtimes["ours native decode (numpy ids)"], out_bytes)
     print(f"\ndecode (MB/s of UTF-8 output, {len(flat):,} ids; x = ratio to ours numpy = {dbase:.1f} MB/s)")
     print(f"| {'implementation':<44} | {'MB/s':>8} | {'x ours':>7} |")
@@ -197,6 +206,7 @@ def main() -> None:
     print(f"  load ours {loads['ours (native)'][0]:.3f} s (target <= 0.2), +{loads['ours (native)'][1]:.1f} MB "
           "RSS (target <= 50)")
     print(f"  ids identical to pyrwkv-tokenizer on all {len(docs):,} documents: {same}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
