@@ -222,7 +222,8 @@ class BinidxReader:
         self.pointers = idx[HEADER_BYTES + 4 * n:HEADER_BYTES + 12 * n].view(np.int64)
         self.doc_idx = idx[HEADER_BYTES + 12 * n:HEADER_BYTES + 12 * n + 8 * d].view(np.int64)
         nbytes = bin_path.stat().st_size
-        self.tokens = (np.memmap(bin_path, dtype=self.dtype, mode="r") if nbytes >= self.dtype.itemsize
+        n_tok = nbytes // self.dtype.itemsize  # as RWKV-LM counts; a ragged tail byte is ignored (verify flags it)
+        self.tokens = (np.memmap(bin_path, dtype=self.dtype, mode="r", shape=(n_tok,)) if n_tok
                        else np.zeros(0, self.dtype))
 
     @property

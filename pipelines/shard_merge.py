@@ -19,7 +19,6 @@ Everything here reads the parts' small ``.docs`` records in chunks and never hol
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -208,34 +207,31 @@ def distribute(plan: MergePlan, work: Path, split: str, expected: int) -> tuple[
 
 
 class _Parts:
-    """Read-only mmaps of part token files (a bounded number open at a time) exposed as memoryviews."""
+    """Part token files read with pread (not mmap: mapped pages would count toward this process's RSS and make
+    it grow with the corpus), a bounded number of descriptors open at a time."""
 
     def __init__(self, plan: MergePlan, limit: int = 256) -> None:
         self.stems = {p.index: p.stem for p in plan.parts}
         self.limit = limit
-        self.open: OrderedDict[int, tuple[mmap.mmap | None, memoryview]] = OrderedDict()
+        self.open: OrderedDict[int, int] = OrderedDict()
 
-    def __getitem__(self, part: int) -> memoryview:
-        entry = self.open.pop(part, None)
-        if entry is None:
-            with open(f"{self.stems[part]}.bin", "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-            entry = (mm, memoryview(mm) if mm is not None else memoryview(b""))
+    def fd(self, part: int) -> int:
+        fd = self.open.pop(part, None)
+        if fd is None:
+            fd = os.open(f"{self.stems[part]}.bin", os.O_RDONLY)
             if len(self.open) >= self.limit:
-                self._close(self.open.popitem(last=False)[1])
-        self.open[part] = entry
-        return entry[1]
+                os.close(self.open.popitem(last=False)[1])
+        self.open[part] = fd
+        return fd
 
-    @staticmethod
-    def _close(entry: tuple[mmap.mmap | None, memoryview]) -> None:
-        entry[1].release()
-        if entry[0] is not None:
-            entry[0].close()
+    def read_into(self, part: int, offset: int, out: memoryview) -> None:
+        got = os.preadv(self.fd(part), [out], offset)
+        if got != len(out):
+            raise OSError(f"{self.stems[part]}.bin: short read ({got} of {len(out)} bytes at {offset})")
 
     def close(self) -> None:
         while self.open:
-            self._close(self.open.popitem()[1])
+            os.close(self.open.popitem()[1])
 
 
 def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, prefix: str, dtype: np.dtype,
@@ -243,8 +239,9 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
     """Sort each bucket by r and copy its documents into ``prefix.bin/.idx`` (+ the language array)."""
     parts = _Parts(plan)
     langs_out = None
-    if lang_path is not None:
-        langs_out = np.lib.format.open_memmap(f"{lang_path}.tmp.npy", mode="w+", dtype=np.uint16, shape=(total,))
+    if lang_path is not None:  # a .npy written as a stream (a memmap's dirty pages would grow the RSS)
+        langs_out = open(f"{lang_path}.tmp.npy", "wb")  # noqa: SIM115 - closed below
+        np.lib.format.write_array_header_1_0(langs_out, {"descr": "<u2", "fortran_order": False, "shape": (total,)})
     done = 0
     item = dtype.itemsize
     buf = bytearray(COPY_BYTES)
@@ -258,22 +255,23 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
                 recs = recs[np.lexsort((recs["off"], recs["part"], recs["r"]))]
                 _copy_docs(recs, parts, buf, item, w)
                 if langs_out is not None:
-                    langs_out[done:done + recs.size] = recs["lang"]
+                    langs_out.write(memoryview(np.ascontiguousarray(recs["lang"], dtype="<u2")).cast("B"))
                 done += recs.size
                 path.unlink()
     finally:
         parts.close()
+        if langs_out is not None:
+            langs_out.close()
     if langs_out is not None:
-        langs_out.flush()
-        del langs_out
-        os.replace(f"{lang_path}.tmp.npy", lang_path)
+        os.replace(f"{lang_path}.tmp.npy", str(lang_path))
     assert done == total, (done, total)  # internal invariant
     return w.result or {}
 
 
 def _copy_docs(recs: np.ndarray, parts: _Parts, buf: bytearray, item: int, w: BinidxWriter) -> None:
-    """Copy the documents of sorted records into the writer, COPY_BYTES at a time (one memcpy per document)."""
+    """Copy the documents of sorted records into the writer, COPY_BYTES at a time (one pread per document)."""
     dtype = w.dtype
+    view = memoryview(buf)
     pos, first = 0, 0
     sizes = recs["ntok"].astype(np.int64)
     part_l, off_l, n_l = recs["part"].tolist(), (recs["off"] * np.uint64(item)).tolist(), (sizes * item).tolist()
@@ -282,11 +280,13 @@ def _copy_docs(recs: np.ndarray, parts: _Parts, buf: bytearray, item: int, w: Bi
             if pos:
                 w.add_items(np.frombuffer(buf, dtype, pos // item), sizes[first:k])
                 pos, first = 0, k
-            if nb > len(buf):  # a document larger than the buffer goes straight through
-                w.add_items(np.frombuffer(parts[part][off:off + nb], dtype), sizes[k:k + 1])
+            if nb > len(buf):  # a document larger than the buffer goes through on its own
+                big = bytearray(nb)
+                parts.read_into(part, off, memoryview(big))
+                w.add_items(np.frombuffer(big, dtype), sizes[k:k + 1])
                 first = k + 1
                 continue
-        buf[pos:pos + nb] = parts[part][off:off + nb]
+        parts.read_into(part, off, view[pos:pos + nb])
         pos += nb
     if pos:
         w.add_items(np.frombuffer(buf, dtype, pos // item), sizes[first:])

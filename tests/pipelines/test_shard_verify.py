@@ -104,3 +104,11 @@ def test_cli_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 0 and "skipped: invalid_json=1" in out
     code, _, err = _cli(["shard", str(bad), "--lang-budget", "en"], capsys)
     assert code == 2 and "LANG=TOKENS" in err
+
+
+def test_bin_with_a_ragged_tail_byte(shard: Path, tmp_path: Path) -> None:
+    p = _copy(shard, tmp_path)
+    with open(f"{p}.bin", "ab") as f:
+        f.write(b"\x00")
+    report = verify(p)
+    assert {f["check"] for f in report["failures"]} == {"bin_length", "sha256_bin"}
