@@ -94,6 +94,8 @@ def summary(ev: dict[str, dict[str, float]], scripts: dict[str, str]) -> dict[st
            "byte_fallback_script": worst, "en_tokens": ev["en"]["tokens"]}
     if all("min_tokens" in v for v in ev.values()):
         out["greedy_gap"] = sum(v["tokens"] for v in ev.values()) / sum(v["min_tokens"] for v in ev.values()) - 1
+        out["greedy_gap_max"], out["greedy_gap_lang"] = max((v["tokens"] / v["min_tokens"] - 1, k)
+                                                            for k, v in ev.items())
     return out
 
 
@@ -169,6 +171,9 @@ def main() -> None:
         print(f"{name:30} {target:>8} {o:9.4f} {w:9.4f}  {'-' if ok is None else ('yes' if ok else 'NO')}")
     print(f"(max parity: ours {so['max_parity_lang']}, World {sw['max_parity_lang']}; worst fallback script: ours "
           f"{so['byte_fallback_script']}, World {sw['byte_fallback_script']})")
+    if "greedy_gap_max" in so:
+        print(f"(greedy gap, worst language: ours {so['greedy_gap_lang']} {so['greedy_gap_max']:.4f}, World "
+              f"{sw['greedy_gap_lang']} {sw['greedy_gap_max']:.4f})")
 
 
 if __name__ == "__main__":

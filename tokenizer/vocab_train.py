@@ -56,7 +56,7 @@ class LangSample:
     chars_available: int  # characters outside the held-out slice
     chars_train: int  # characters in ``train`` (with repetitions)
     char_counts: Counter[str] = field(default_factory=Counter)  # over all of the language's text
-    score: list[str] = field(default_factory=list)  # held-out text, topped up with training text if short
+    score: list[str] = field(default_factory=list)  # held-out text, topped up with training text
 
     @property
     def epochs(self) -> float:
@@ -148,8 +148,8 @@ def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str
         for c in held[lang] + chunks:
             counts.update(c)
         score, n = list(held[lang]), sum(map(len, held[lang]))
-        for c in chunks:  # small languages: score on training text too rather than on a few sentences
-            if n >= cfg.heldout_chars:
+        for c in chunks:  # top up with training text: rare tokens need more text than a held-out slice
+            if n >= cfg.score_chars:
                 break
             score.append(c)
             n += len(c)
