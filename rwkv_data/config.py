@@ -153,8 +153,9 @@ class VocabConfig:
     temperature: float = 3.33  # mT5's tau for sampling="temperature"
     lang_caps: dict[str, int] = dataclasses.field(default_factory=dict)  # per-language character caps
     lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 3.0})  # budget x utility
-    heldout_chars: int = 150_000  # per language, set aside to score tokens with greedy encoding ...
-    heldout_fraction: float = 0.1  # ... but at most this share of a language (scoring tops up with training text)
+    heldout_chars: int = 150_000  # per language, set aside (never trained on) to score tokens with greedy encoding
+    heldout_fraction: float = 0.1  # ... but at most this share of a language
+    score_chars: int = 1_000_000  # per language, text encoded when scoring: the held-out, topped up with training
     # candidates
     pretokenizer: str = "mark-aware"  # "mark-aware" (combining marks stay with their letter) or "gpt2"
     candidates: tuple[str, ...] = ("bpe", "ngram")  # any of "bpe", "unigram" (slow), "ngram"
@@ -168,6 +169,7 @@ class VocabConfig:
     rounds: int = 5  # pruning rounds from the pool down to vocab_size
     refill_rounds: int = 2  # then: drop tokens greedy never uses, refill with the best removed ones
     max_variants: int = 4  # cap on case/leading-space variants (same strip().lower()) per family
+    chunk_cap: int = 0  # count a token at most this often per ~2,000-character chunk when scoring (0 = no cap)
     fairness: float = 1.0  # 0: every language's relative cost counts equally; higher favours the worst
     reference_lang: str = "en"  # parity reference (falls back to the median language when absent)
     seed: int = 0
