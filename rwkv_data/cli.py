@@ -548,6 +548,32 @@ def audit_cmd(corpus: str | None, config_path: str | None, tokenizers: tuple[str
 # ---- run command (end-to-end pipeline) ------------------------------------------------------------------
 
 
+@cli.command("run")
+@click.argument("config_path", metavar="[CONFIG.toml]", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", help="Run folder (default: the config's `out`, else runs/demo or runs/<CONFIG stem>).")
+@click.option("--skip", multiple=True, metavar="STAGE",
+              help="Do not run STAGE (vocab, shard, train, evaluate, audit); repeatable or comma-separated.")
+@click.option("--redo", multiple=True, metavar="STAGE", help="Run STAGE again although it finished; repeatable.")
+@click.option("--threads", type=int, help="torch CPU threads (0 = torch's default).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (table rows, stages, files) as JSON.")
+def run_cmd(config_path: str | None, out: str | None, skip: tuple[str, ...], redo: tuple[str, ...],
+            threads: int | None, as_json: bool) -> None:
+    """The whole pipeline: vocab, shards with a validation split, a tiny RWKV-7, bits per byte per language, audit.
+
+    Without CONFIG.toml it runs on the bundled demo corpus (38 languages, a few minutes on a CPU). Finished
+    stages are not redone on a rerun; see examples/demo.toml for pointing it at your own corpus.
+    """
+    from rwkv_data.pipelines.run import default_out, format_result, load_run_config, run
+
+    cfg = load_run_config(config_path, out=out, skip=skip or None, redo=redo or None, threads=threads)
+    if not cfg.out:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, out=default_out(config_path))
+    result = run(cfg)
+    emit(result, as_json, format_result(result))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rwkv-data`` console script."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

@@ -58,6 +58,37 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # Job configs are added below, one frozen dataclass per job.
 
 
+# ---- end-to-end run (issue 8) -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """``rwkv-data run``: vocab -> shard -> train -> evaluate -> audit in one run folder (pipelines/run.py).
+
+    Each stage keeps its own job config; the pipeline sets the paths between stages (vocab file, shard prefix,
+    checkpoint, output folders) inside ``out``. The stage defaults here are the demo's, sized for the bundled
+    demo corpus (110 KB, 38 languages) to finish in a few minutes on a 2-core CPU; a TOML file with
+    ``[vocab]``, ``[shard]``, ``[train]``, ``[evaluate]`` and ``[audit]`` sections overrides them
+    (examples/demo.toml).
+    """
+
+    out: str = ""  # run folder ("" = runs/demo, or runs/<config file stem> with a config file)
+    inputs: tuple[str, ...] = ()  # corpus files, folders or globs with a lang field (empty = the demo corpus)
+    skip: tuple[str, ...] = ()  # stages not to run (their finished outputs, if any, are still used)
+    redo: tuple[str, ...] = ()  # stages to run again although finished
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    # demo corpus: 20k training tokens, so 3 epochs of 60 steps; more overfits (val bpb rises after ~4 epochs)
+    vocab: VocabConfig = dataclasses.field(default_factory=lambda: VocabConfig(
+        vocab_size=4096, char_seed="", script_closure=0))
+    shard: ShardConfig = dataclasses.field(default_factory=lambda: ShardConfig(
+        val_min_docs=2, ctx_lens=(256,), progress=False))
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+        ctx_len=256, micro_bsz=4, token_budget=61_440, lr_init=3e-3, lr_final=3e-4, warmup_steps=5,
+        eval_every=20))
+    evaluate: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(ctx_len=256))
+    audit: AuditConfig = dataclasses.field(default_factory=lambda: AuditConfig(tokenizers=("world",)))
+
+
 # ---- model jobs: train, evaluate, finetune (issue 5) ----------------------------------------------------
 
 
