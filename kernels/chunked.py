@@ -96,7 +96,7 @@ def wkv7_chunked(
 
     def chunks(x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x.to(dt), (0, 0, 0, 0, 0, pad))  # [B, nc*L, H, N]; padding: zeros
-        return x.view(B, nc, L, H, N).permute(0, 3, 1, 2, 4)  # -> [B, H, nc, L, N]
+        return x.view(B, nc, L, H, N).permute(0, 3, 1, 2, 4).contiguous()  # -> [B, H, nc, L, N]
 
     # log-decay; a padded step has log-decay 0 (decay 1) and zero k, v, a, b, so it leaves the state alone
     lw = chunks(-torch.exp(w.to(dt)))
@@ -128,9 +128,10 @@ def wkv7_chunked(
     K0 = K0.permute(2, 0, 1, 3, 4).reshape(nc, B * H, N, N)
     S = torch.zeros(B * H, N, N, dtype=dt, device=r.device) if state is None else state.to(dt).reshape(B * H, N, N)
     starts = []
-    for i in range(nc):  # the only sequential part: one [N, N] matmul per chunk
+    # unbind, not G[i]: the backward of nc separate selects would build nc full-size zero tensors
+    for Gi, Ki in zip(G.unbind(0), K0.unbind(0), strict=True):  # the only sequential part
         starts.append(S)
-        S = torch.baddbmm(K0[i], S, G[i])
+        S = torch.baddbmm(Ki, S, Gi)
     S0 = torch.stack(starts, dim=1).view(B, H, nc, N, N)  # state at each chunk start
     S = S.view(B, H, N, N)  # [B*H, N, N] -> [B, H, N, N]
 

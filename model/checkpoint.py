@@ -101,7 +101,8 @@ def load_checkpoint(
         cfg = infer_config(sd)
     except (ValueError, KeyError, IndexError) as exc:
         raise CheckpointError(f"{path}: cannot infer the model shape: {exc}") from exc
-    model = RWKV7(cfg, impl=impl)
+    with torch.device("meta"):  # shapes only: skips the init (seconds of orthogonal_ for a 65536-row head)
+        model = RWKV7(cfg, impl=impl)
     want = model.state_dict()
     missing = [k for k in want if k not in sd and k not in OPTIONAL_KEYS]
     unexpected = [k for k in sd if k not in want]
@@ -114,10 +115,11 @@ def load_checkpoint(
             raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(want[k].shape)} "
                                   f"for {cfg}")
     for k in OPTIONAL_KEYS:
-        if k not in sd:  # unused by the math; keep the fresh init so a re-save is complete
-            sd[k] = want[k]
-    model.load_state_dict({k: v.to(dtype) for k, v in sd.items()})
-    return model.to(device=device, dtype=dtype), cfg
+        if k not in sd:  # layer 0 has no value residual: never read; zeros so that a re-save is complete
+            sd[k] = torch.zeros(want[k].shape)
+    model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, assign=True)
+    assert not any(t.is_meta for t in model.state_dict().values())
+    return model.to(device=device), cfg
 
 
 def _atomic_write(path: Path, write: Any) -> None:

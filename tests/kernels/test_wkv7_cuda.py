@@ -9,6 +9,7 @@ Run: pytest tests/kernels/test_wkv7_cuda.py -q    (GPU part: pytest -m gpu tests
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -166,3 +167,35 @@ def test_cuda_matches_fp64_reference(B: int, T: int, with_state: bool, dtype: to
     print("\n".join(f"{n}: max-abs {m:.2e} rel-rms {e:.2e}" for n, (m, e) in errs.items()))
     bad = [n for n, (_, e) in errs.items() if not e <= GPU_TOL[dtype]]
     assert not bad, f"{bad} exceed {GPU_TOL[dtype]}: {errs}"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_cuda_writes_every_output_element_and_nothing_beyond(dtype: torch.dtype) -> None:
+    """Outputs start as NaN inside NaN guard bands: afterwards all are finite and every guard is still NaN."""
+    B, T, H, N = 2, 37, 2, 64
+    xs, _ = make_inputs(B, T, H, N, dtype=dtype, device="cuda")
+    r, w, k, v, a, b = (x.detach() for x in xs)
+    ext = kcuda.load_extension(N, dtype)
+    guards = []
+
+    def poisoned(shape: tuple[int, ...], dt: torch.dtype) -> torch.Tensor:
+        n = math.prod(shape)
+        buf = torch.full((n + 4096,), float("nan"), dtype=dt, device="cuda")
+        guards.append(buf[n:])
+        return buf[:n].view(shape)
+
+    n_ckpt = -(-T // kcuda.CHUNK_LEN)
+    none = torch.empty(0, dtype=torch.float32, device="cuda")
+    y, sT = poisoned((B, T, H, N), dtype), poisoned((B, H, N, N), torch.float32)
+    ckpt = poisoned((B, H, n_ckpt, N, N), torch.float32)
+    ext.forward(r, w, k, v, a, b, none, y, sT, ckpt)
+    grads = [poisoned((B, T, H, N), dtype) for _ in range(6)]
+    ds0 = poisoned((B, H, N, N), torch.float32)
+    scratch = poisoned((B, H, kcuda.CHUNK_LEN, N, N), torch.float32)
+    ext.backward(r, w, k, v, a, b, torch.randn_like(r), none, ckpt, scratch, *grads, ds0)
+    torch.cuda.synchronize()
+    for name, t in zip(["y", "sT", "ckpt", *NAMES, "ds0"], [y, sT, ckpt, *grads, ds0], strict=True):
+        assert torch.isfinite(t).all(), f"{name} has unwritten (NaN) elements"
+    assert all(torch.isnan(g).all() for g in guards), "a kernel wrote past the end of an output"

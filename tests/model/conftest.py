@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,12 @@ def tiny_cfg() -> RWKV7Config:
 @pytest.fixture
 def tiny_model(tiny_cfg: RWKV7Config) -> RWKV7:
     return perturbed(tiny_cfg)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """These tests run many tiny ops: one torch thread is faster than two that spin on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

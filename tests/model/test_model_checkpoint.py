@@ -30,6 +30,7 @@ def test_round_trip_fp32(tiny_model: RWKV7, tmp_path: Path) -> None:
     assert list(raw) == list(tiny_model.state_dict())  # plain dict, official keys, no prefix
     model, cfg = load_checkpoint(path)
     assert cfg == tiny_model.config
+    assert all(p.requires_grad and p.device.type == "cpu" for p in model.parameters())  # trainable as loaded
     for k, v in tiny_model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     with torch.no_grad():

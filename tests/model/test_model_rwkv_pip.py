@@ -41,7 +41,7 @@ def test_rwkv_pip_package_gives_our_logits(tmp_path: Path, n_layer: int, head_si
     model = perturbed(cfg, seed=n_layer)
     save_checkpoint(model, tmp_path / "ours.pth")
     tokens = torch.randint(0, 120, (19,), generator=torch.Generator().manual_seed(0)).tolist()
-    env = {**os.environ, "RWKV_V7_ON": "1", "RWKV_JIT_ON": "0", "RWKV_CUDA_ON": "0"}
+    env = {**os.environ, "RWKV_V7_ON": "1", "RWKV_JIT_ON": "0", "RWKV_CUDA_ON": "0", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "ours"), json.dumps(tokens)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
