@@ -35,6 +35,7 @@ from rwkv_data.errors import ConfigError
 CHUNK_DOCS = 1 << 20  # .docs records read per step
 REC = np.dtype([("r", "<u8"), ("off", "<u8"), ("part", "<u4"), ("ntok", "<u4"), ("lang", "<u2")])
 COPY_BYTES = 8 << 20  # tokens gathered before one write
+RECORD_SLICE = 1 << 16  # sorted records turned into Python ints at a time
 SALT_SHUFFLE, SALT_KEEP = np.uint64(0x5EED5EED5EED5EED), np.uint64(0xC0FFEE00C0FFEE00)
 SPLITS = ("train", "val")
 
@@ -268,14 +269,22 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
     return w.result or {}
 
 
+def _records(recs: np.ndarray, sizes: np.ndarray, item: int) -> Iterator[tuple[int, int, int, int]]:
+    """(index, part, byte offset, byte size) per record, converted to Python ints 64k at a time (whole-bucket
+    lists would cost ~100 B per record)."""
+    for lo in range(0, recs.size, RECORD_SLICE):
+        sl = slice(lo, lo + RECORD_SLICE)
+        part_l, off_l = recs["part"][sl].tolist(), (recs["off"][sl] * np.uint64(item)).tolist()
+        yield from zip(range(lo, lo + len(part_l)), part_l, off_l, (sizes[sl] * item).tolist(), strict=True)
+
+
 def _copy_docs(recs: np.ndarray, parts: _Parts, buf: bytearray, item: int, w: BinidxWriter) -> None:
     """Copy the documents of sorted records into the writer, COPY_BYTES at a time (one pread per document)."""
     dtype = w.dtype
     view = memoryview(buf)
     pos, first = 0, 0
     sizes = recs["ntok"].astype(np.int64)
-    part_l, off_l, n_l = recs["part"].tolist(), (recs["off"] * np.uint64(item)).tolist(), (sizes * item).tolist()
-    for k, (part, off, nb) in enumerate(zip(part_l, off_l, n_l, strict=True)):
+    for k, part, off, nb in _records(recs, sizes, item):
         if pos + nb > len(buf):
             if pos:
                 w.add_items(np.frombuffer(buf, dtype, pos // item), sizes[first:k])

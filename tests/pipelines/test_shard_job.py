@@ -111,9 +111,13 @@ def test_validation_split_per_language(corpus, baseline) -> None:
     assert (docs[3]["text"] in val_texts) == (docs[7]["text"] in val_texts)
 
 
-def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path) -> None:
+def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rwkv_data.pipelines.shard_merge as merge
+
     inputs, _, vocab = corpus
     prefix, metas = baseline
+    monkeypatch.setattr(merge, "RECORD_SLICE", 7)
+    monkeypatch.setattr(merge, "COPY_BYTES", 64)  # many small writes and documents larger than the buffer
     m2 = run(_cfg(inputs, tmp_path / "w2" / "P", vocab, workers=2, bucket_docs=5))
     assert output_bytes(tmp_path / "w2" / "P") .keys() == output_bytes(prefix).keys()
     for k, v in output_bytes(prefix).items():
