@@ -1,7 +1,4 @@
-"""Fixtures for the model tests: tiny RWKV-7 models with every parameter perturbed away from its init.
-
-(The official init zeroes several projections and LoRA halves, which would hide bugs behind zeros.)
-"""
+"""Fixtures for the model tests (helpers live in rwkv7_tiny.py and numpy_rwkv7.py next to this file)."""
 
 from __future__ import annotations
 
@@ -14,18 +11,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from rwkv7_tiny import perturbed  # noqa: E402
 from rwkv_data.model import RWKV7, RWKV7Config  # noqa: E402
-
-
-def perturbed(cfg: RWKV7Config, seed: int = 0, scale: float = 0.1, impl: str = "auto") -> RWKV7:
-    """A model of ``cfg`` with official init plus N(0, scale^2) noise on every tensor (seeded)."""
-    torch.manual_seed(seed)
-    model = RWKV7(cfg, impl=impl)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-    return model
 
 
 @pytest.fixture

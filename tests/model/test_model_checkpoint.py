@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import perturbed
+from rwkv7_tiny import perturbed
 from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
 from rwkv_data.model.checkpoint import infer_config
 

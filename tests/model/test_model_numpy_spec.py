@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from conftest import perturbed
 from numpy_rwkv7 import NumpyRWKV7
+from rwkv7_tiny import perturbed
 from rwkv_data.model import RWKV7Config
 
 
