@@ -147,8 +147,11 @@ class TimeMix(nn.Module):
         shifted = torch.cat([x_prev.unsqueeze(1), x[:, :-1]], dim=1)  # [B, T, C]: token shift by one
         r, w, k, v, a, g, kk, v_first = self._project(x, shifted, v_first)
         heads = (B, T, self.n_head, self.head_size)  # [B, T, C] -> [B, T, H, N] for the kernel
-        y, kv = wkv7(r.view(heads), w.view(heads), k.view(heads), v.view(heads), (-kk).view(heads),
-                     (kk * a).view(heads), state=kv, impl=impl)
+        # Under autocast r, k, v come out of the Linears in bf16 while w, kk, a stay fp32; the kernel takes one
+        # dtype, and like RWKV-LM we feed it the projections' dtype (the CUDA kernel then runs in bf16).
+        dt = r.dtype
+        r_, w_, k_, v_, a_, b_ = (t.to(dt).view(heads) for t in (r, w, k, v, -kk, kk * a))
+        y, kv = wkv7(r_, w_, k_, v_, a_, b_, state=kv, impl=impl)
         return self._finish(y.reshape(B, T, C), r, k, v, g), v_first, kv  # y: [B, T, H, N] -> [B, T, C]
 
     def step(

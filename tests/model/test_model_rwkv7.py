@@ -149,3 +149,14 @@ def test_init_state_and_bf16(tiny_model: RWKV7) -> None:
     assert low.dtype == torch.bfloat16
     assert (low.float() - ref).abs().max() / ref.abs().max() < 0.1
     assert math.isfinite(low.float().sum().item())
+
+
+def test_bf16_autocast_forward_and_backward(tiny_model: RWKV7) -> None:
+    tokens = torch.randint(0, 97, (2, 20), generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        ref = tiny_model(tokens)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = tiny_model(tokens)
+    assert (logits.float() - ref).abs().max() / ref.abs().max() < 0.1
+    logits.float().sum().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in tiny_model.parameters())
