@@ -171,7 +171,11 @@ class TimeMix(nn.Module):
 
 
 class ChannelMix(nn.Module):
-    """``blocks.i.ffn``: token shift, then value(relu(key(x))^2) with a 4*C hidden layer."""
+    """``blocks.i.ffn``: token shift, then value(relu(key(x))^2) with a 4*C hidden layer.
+
+    4*C is hard-coded in RWKV-LM's x070 (train.py's dim_ffn = 3.5*C is computed but unused) and every official
+    checkpoint has ffn.key [4C, C]; dim_ffn is still read from the checkpoint. No receptance gate (x060 had one).
+    """
 
     def __init__(self, cfg: RWKV7Config, layer_id: int) -> None:
         super().__init__()
@@ -226,7 +230,9 @@ class RWKV7(nn.Module):
         self.blocks = nn.ModuleList([Block(config, i) for i in range(config.n_layer)])
         self.ln_out = nn.LayerNorm(C)
         self.head = nn.Linear(C, V, bias=False)
-        with torch.no_grad():  # RWKV-LM generate_init_weight: tiny embeddings (ln0 follows), orthogonal head
+        # RWKV-LM generate_init_weight: tiny embeddings (ln0 follows), orthogonal head with gain 0.5*sqrt(V/C).
+        # The README warns that training is sensitive to this init (fla's default init: loss 3.67 vs 2.97).
+        with torch.no_grad():
             nn.init.uniform_(self.emb.weight, a=-1e-4, b=1e-4)
             nn.init.orthogonal_(self.head.weight, gain=0.5 * math.sqrt(V / C) if V > C else 0.5)
 
@@ -252,8 +258,16 @@ class RWKV7(nn.Module):
                 modified). Without it only the logits are returned.
         """
         B, T = tokens.shape
+        if T == 0:  # nothing to read: empty logits, the state unchanged
+            logits = self.head.weight.new_zeros(B, 0, self.config.vocab_size)
+            if not return_state:
+                return logits
+            return logits, (state.clone() if state is not None else self.init_state(B))
+        # ln0 right after the embedding is why RWKV-LM can init emb at +-1e-4: the norm rescales it; inference
+        # code folds ln0 into emb.weight once, we keep it as a module so state_dict stays the official one
         x = self.blocks[0].ln0(self.emb(tokens))  # [B, T, C]
         zeros = x.new_zeros(B, x.shape[-1])
+        # v_first: layer 0's values, mixed into every later layer's v (value residual); threaded, not stored
         v_first = None
         att_x, att_kv, ffn_x = [], [], []
         for i, blk in enumerate(self.blocks):
@@ -272,8 +286,6 @@ class RWKV7(nn.Module):
         logits = self.head(self.ln_out(x))
         if not return_state:
             return logits
-        if T == 0:
-            return logits, (state.clone() if state is not None else self.init_state(B))
         new = RWKV7State(torch.stack(att_x), torch.stack(att_kv).float(), torch.stack(ffn_x))  # [L, B, ...]
         return logits, new
 

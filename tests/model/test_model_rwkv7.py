@@ -160,3 +160,11 @@ def test_bf16_autocast_forward_and_backward(tiny_model: RWKV7) -> None:
     assert (logits.float() - ref).abs().max() / ref.abs().max() < 0.1
     logits.float().sum().backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in tiny_model.parameters())
+
+
+def test_empty_input(tiny_model: RWKV7) -> None:
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    assert tuple(tiny_model(empty).shape) == (2, 0, 97)
+    s = tiny_model.init_state(2)
+    _, s2 = tiny_model(empty, state=s, return_state=True)
+    assert s2 is not s and torch.equal(s2.att_kv, s.att_kv)
