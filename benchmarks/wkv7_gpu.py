@@ -16,15 +16,28 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernels"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "kernels"))
+try:
+    import rwkv_data.kernels  # noqa: F401
+except ImportError:  # not installed (a bare GPU machine): map the two folders needed by hand
+    for _name in [m for m in sys.modules if m == "rwkv_data" or m.startswith("rwkv_data.")]:
+        del sys.modules[_name]
+    _pkg = types.ModuleType("rwkv_data")
+    _pkg.__path__ = [str(ROOT / "rwkv_data"), str(ROOT)]  # rwkv_data.errors, rwkv_data.kernels -> ROOT/kernels
+    sys.modules["rwkv_data"] = _pkg
+
 from rwkv_data.kernels import wkv7, wkv7_ref  # noqa: E402
 from rwkv_data.kernels.cuda import load_extension  # noqa: E402
 from wkv7_cases import make_inputs, report, run_with_grads  # noqa: E402
+
+from rwkv_data.errors import KernelUnavailable  # noqa: E402
 
 TOL = {torch.float32: 2e-5, torch.bfloat16: 2e-2}
 DT_NAME = {torch.float32: "fp32", torch.bfloat16: "bf16"}
@@ -137,7 +150,11 @@ def main() -> int:
           f"CUDA {torch.version.cuda}")
     for dtype in (torch.float32, torch.bfloat16):
         t0 = time.time()
-        load_extension(64, dtype)
+        try:
+            load_extension(64, dtype)
+        except KernelUnavailable as exc:
+            print(f"BUILD FAILED ({DT_NAME[dtype]}): {exc}")
+            return 1
         print(f"built/loaded extension N=64 {DT_NAME[dtype]} in {time.time() - t0:.1f} s", flush=True)
     ok = check_correctness()
     time_impls()
