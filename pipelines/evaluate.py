@@ -287,9 +287,7 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     if bool(cfg.data) == bool(cfg.texts):
         raise ConfigError("evaluate needs exactly one of --data PREFIX (P_val shards) or text files")
     device = modelio.resolve_device(cfg.device)
-    amp = {"fp32": None, "bf16": torch.bfloat16}.get(cfg.precision, "bad")
-    if amp == "bad":
-        raise ConfigError(f"precision must be fp32 or bf16, got {cfg.precision!r}")
+    amp = modelio.autocast_dtype(cfg.precision)
     tok = load_tokenizer(cfg.vocab)
     model = modelio.load(cfg.checkpoint, device)
     rows_in_model = modelio.vocab_rows(model)
@@ -301,7 +299,7 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     n_tok = sum(len(d.tokens) for d in docs)
     with tqdm(total=n_tok, unit="tok", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
         rows = evaluate_docs(model, docs, cfg.ctx_len, cfg.batch_size, cfg.bootstrap, cfg.confidence, cfg.seed,
-                             device, amp, bar)  # type: ignore[arg-type]
+                             device, amp, bar)
     seconds = time.perf_counter() - t0
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,13 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return dev
 
 
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """``fp32`` -> None (no autocast), ``bf16`` -> torch.bfloat16."""
+    if precision not in DTYPES:
+        raise ConfigError(f"precision must be fp32 or bf16, got {precision!r}")
+    return torch.bfloat16 if precision == "bf16" else None
+
+
 def fresh(n_layer: int, n_embd: int, head_size: int, vocab_size: int, ctx_len: int,
           device: str | torch.device = "cpu") -> torch.nn.Module:
     """A new model with RWKV-LM's initialisation (uses the global torch RNG: seed before calling)."""

@@ -185,12 +185,6 @@ def load_training_state(out_dir: Path) -> dict[str, Any]:
 # ---- the loop -----------------------------------------------------------------------------------------------
 
 
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError(f"precision must be fp32 or bf16, got {precision!r}")
-    return torch.bfloat16 if precision == "bf16" else None
-
-
 def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_budget: int, out_dir: Path,
         evaluator: Callable[[torch.nn.Module, int], dict[str, Any]] | None = None,
         export: Callable[[torch.nn.Module, Path, str], None] = modelio.export_checkpoint,
@@ -199,7 +193,7 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
     from tqdm import tqdm  # noqa: PLC0415
 
     device = next(model.parameters()).device
-    amp = autocast_dtype(cfg.precision)
+    amp = modelio.autocast_dtype(cfg.precision)
     tokens_per_step = cfg.micro_bsz * cfg.grad_accum * cfg.world_size * cfg.ctx_len
     total_steps = max(1, math.ceil(token_budget / tokens_per_step))
     last_step = min(total_steps, cfg.max_steps) if cfg.max_steps > 0 else total_steps
