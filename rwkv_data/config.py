@@ -179,29 +179,29 @@ class VocabConfig:
     languages: tuple[str, ...] = ()  # train on these languages only (empty: every language in the input)
     # language-balanced sampling of the training text
     sampling: str = "unimax"  # "unimax" (Chung et al. 2023) or "temperature" (p ~ n^(1/T))
-    sample_chars: int = 24_000_000  # total characters fed to the candidate trainers
+    sample_chars: int = 40_000_000  # total characters fed to the candidate trainers
     max_epochs: float = 3.0  # no language is repeated more than this (UniMax's cap; also caps temperature)
     temperature: float = 3.33  # mT5's tau for sampling="temperature"
     lang_caps: dict[str, int] = dataclasses.field(default_factory=dict)  # per-language character caps
-    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 3.0})  # budget x utility
+    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 6.0})  # budget x utility
     heldout_chars: int = 150_000  # per language, set aside (never trained on) to score tokens with greedy encoding
     heldout_fraction: float = 0.1  # ... but at most this share of a language
     score_chars: int = 1_000_000  # per language, text encoded when scoring: the held-out, topped up with training
     # candidates
     pretokenizer: str = "mark-aware"  # "mark-aware" (combining marks stay with their letter) or "gpt2"
     candidates: tuple[str, ...] = ("bpe", "ngram")  # any of "bpe", "unigram" (slow), "ngram"
-    candidate_factor: float = 1.8  # candidate pool = factor x free slots; greedy pruning removes the rest
+    candidate_factor: float = 2.2  # candidate pool = factor x free slots; greedy pruning removes the rest
     max_token_bytes: int = 32
     char_min_count: int = 3  # character completeness: a character seen this often gets its own token ...
     char_min_share: float = 1e-6  # ... if it is also at least this share of its script's characters
     script_closure: int = 400  # scripts seen in the corpus with at most this many characters get all of them
     char_seed: str = "world"  # also every single-character World token of a script seen ("" = off)
     # selection with greedy encoding in the loop
-    rounds: int = 5  # pruning rounds from the pool down to vocab_size
+    rounds: int = 8  # pruning rounds from the pool down to vocab_size
     refill_rounds: int = 2  # then: drop tokens greedy never uses, refill with the best removed ones
     max_variants: int = 4  # cap on case/leading-space variants (same strip().lower()) per family
-    chunk_cap: int = 0  # count a token at most this often per ~2,000-character chunk when scoring (0 = no cap)
-    fairness: float = 1.0  # 0: every language's relative cost counts equally; higher favours the worst
+    chunk_cap: int = 4  # count a token at most this often per ~2,000-character chunk when scoring (0 = no cap)
+    fairness: float = 0.5  # 0: every language's relative cost counts equally; higher favours the worst
     reference_lang: str = "en"  # parity reference (falls back to the median language when absent)
     seed: int = 0
     threads: int = 0  # encoder and HF trainer threads (0: all cores)
