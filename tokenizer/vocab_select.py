@@ -56,7 +56,7 @@ def variant_key(tok: bytes) -> str | None:
 
 
 class _Scorer:
-    """Encodes the held-out text with a vocabulary and derives per-token utilities."""
+    """Encodes the scoring text with a vocabulary and derives per-token utilities."""
 
     def __init__(self, samples: dict[str, LangSample], cfg: VocabConfig) -> None:
         self.cfg = cfg
@@ -70,7 +70,7 @@ class _Scorer:
         self.weight = np.array([float(cfg.lang_weights.get(lang, 1.0)) for lang in self.langs])
 
     def encode(self, tokens: Sequence[bytes]) -> tuple[Any, np.ndarray, np.ndarray]:
-        """Greedy-encode all held-out text with ``tokens`` (id = index + 1).
+        """Greedy-encode every language's scoring text with ``tokens`` (id = index + 1).
 
         Returns the tokenizer, the counts ``[L, V+1]`` and the same counts with each token's uses capped at
         ``chunk_cap`` per chunk (~2,000 characters; 0 = no cap), which damps tokens that a single document
@@ -115,13 +115,13 @@ class _Scorer:
         return used * saving
 
     def report(self, tokens: Sequence[bytes], counts: np.ndarray) -> dict[str, dict[str, Any]]:
-        """Per-language held-out figures: tokens, chars/token, byte-fallback share, parity proxy."""
+        """Per-language figures on the scoring text: tokens, chars/token, byte-fallback share, parity proxy."""
         par = self.parity(counts)
         high = np.array([len(t) == 1 and t[0] >= 0x80 for t in tokens])
         out = {}
         for i, lang in enumerate(self.langs):
             n = int(counts[i].sum())
-            out[lang] = {"heldout_tokens": n, "heldout_bytes": self.bytes[lang],
+            out[lang] = {"score_tokens": n, "score_bytes": self.bytes[lang],
                          "chars_per_token": round(self.chars[lang] / max(n, 1), 4),
                          "byte_fallback": round(float(counts[i, 1:][high].sum()) / max(n, 1), 6),
                          "parity_proxy": round(float(par[i]), 4)}
@@ -149,7 +149,7 @@ def select_tokens(samples: dict[str, LangSample], required: Sequence[bytes], poo
     """Choose ``n_tokens`` tokens: all of ``required`` plus the best of ``pool`` under greedy encoding.
 
     Args:
-        samples: per-language samples; their held-out text is what gets encoded.
+        samples: per-language samples; their scoring text (held-out + training top-up) is what gets encoded.
         required: tokens that always stay (the 256 bytes first; completeness characters; kept base tokens).
         pool: candidates, best first (rank breaks utility ties and orders the refill of unscored tokens).
         n_tokens: the number of tokens wanted (fewer when the pool runs out).
@@ -171,10 +171,10 @@ def select_tokens(samples: dict[str, LangSample], required: Sequence[bytes], poo
     def score(label: str) -> tuple[Any, np.ndarray, np.ndarray]:
         tok, counts, capped = scorer.encode(active)
         util = scorer.utility(tok, active, counts, capped)
-        history.append({"step": label, "size": len(active), "heldout_tokens": int(counts.sum()),
+        history.append({"step": label, "size": len(active), "score_tokens": int(counts.sum()),
                         "unused": int(((counts[:, 1:].sum(axis=0)) == 0)[len(req):].sum())})
         if progress:
-            progress(f"{label}: {len(active):,} tokens, {int(counts.sum()):,} held-out tokens")
+            progress(f"{label}: {len(active):,} tokens, {int(counts.sum()):,} scoring tokens")
         return tok, counts, util
 
     for r in range(cfg.rounds):
@@ -234,7 +234,7 @@ def select_tokens(samples: dict[str, LangSample], required: Sequence[bytes], poo
     stats = {
         "languages": scorer.report(active, counts),
         "history": history,
-        "unused_tokens": int((~used).sum()),
+        "unused_tokens": int((~used).sum()),  # bytes and completeness characters included
         "variant_share": round(1 - len(set(with_key)) / max(len(with_key), 1), 4),
         "reference_lang": cfg.reference_lang if cfg.reference_lang in scorer.langs else "median",
     }

@@ -9,9 +9,9 @@ The method (design note tokenization.md, sections 2 and 4.2):
    the sample with the mark-aware pre-tokenizer, plus n-gram counts; only whole-character (valid UTF-8) strings.
 3. **Character completeness** (:func:`required_chars`): every character above a frequency floor in its script
    gets its own token, so no script falls back to raw bytes.
-4. **Selection with greedy encoding in the loop** (:mod:`rwkv_data.tokenizer.vocab_select`): the held-out text is
-   encoded with our trie tokenizer; tokens are pruned by their measured greedy saving, weighted by a fairness
-   knob; then tokens greedy never uses are dropped and refilled, repeatedly.
+4. **Selection with greedy encoding in the loop** (:mod:`rwkv_data.tokenizer.vocab_select`): the held-out text
+   (topped up with training text) is encoded with our trie tokenizer; tokens are pruned by their measured greedy
+   saving, weighted by a fairness knob; then tokens greedy never uses are dropped and refilled, repeatedly.
 
 Everything is deterministic for a seed. The output keeps id 0 free, puts byte ``b`` at id ``b + 1`` (as World
 does) and sorts the remaining tokens by byte length, then bytes.
