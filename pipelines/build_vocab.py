@@ -96,8 +96,9 @@ def _threads(cfg: VocabConfig) -> None:
 
 def run(cfg: VocabConfig) -> dict[str, Any]:
     """Train a vocabulary; writes ``cfg.output`` and ``<output>.meta.json``; returns a summary."""
-    from rwkv_data.tokenizer.vocab_train import train_vocab
+    from rwkv_data.tokenizer.vocab_train import check_config, train_vocab
 
+    check_config(cfg)
     _threads(cfg)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,9 @@ def run(cfg: VocabConfig) -> dict[str, Any]:
 def run_extend(cfg: VocabConfig) -> dict[str, Any]:
     """Extend ``cfg.base`` (default World); writes the vocab, the id map and the meta JSON; returns a summary."""
     from rwkv_data.tokenizer.vocab_extend import extend_vocab
+    from rwkv_data.tokenizer.vocab_train import check_config
 
+    check_config(cfg)
     _threads(cfg)
     base = read_vocab(cfg.base or world_vocab_path())
     out = Path(cfg.output)

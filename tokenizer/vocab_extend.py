@@ -25,7 +25,6 @@ needs::
 
 >>> from rwkv_data.tokenizer import Vocab
 >>> from rwkv_data.config import VocabConfig
-from rwkv_data.errors import ConfigError
 >>> base = Vocab.from_tokens({i + 1: bytes([i]) for i in range(256)})
 >>> res = extend_vocab(base, [("ሰላም ለዓለም። " * 50, "am")], VocabConfig(add_tokens=8, heldout_fraction=0.2))
 >>> all(res.tokens[i] == t for i, t in base.tokens.items()), len(res.idmap["added"])
@@ -40,8 +39,9 @@ from typing import Any
 
 import numpy as np
 from rwkv_data.tokenizer.vocab import Vocab
+from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_select import select_tokens
-from rwkv_data.tokenizer.vocab_train import Progress, candidate_pool, required_chars, sample_corpus
+from rwkv_data.tokenizer.vocab_train import Progress, candidate_pool, check_config, sample_corpus
 
 from rwkv_data.config import VocabConfig
 from rwkv_data.errors import ConfigError
@@ -113,6 +113,7 @@ def extend_vocab(base: Vocab, docs: Iterable[tuple[str, str]], cfg: VocabConfig,
         cfg: ``add_tokens``, ``replace_unused``, ``first_new_id`` and the training settings.
         progress: called after each step with a short description.
     """
+    check_config(cfg)
     samples = sample_corpus(docs, cfg)
     if progress:
         progress(f"sampled {sum(s.chars_train for s in samples.values()):,} chars in {len(samples)} languages")

@@ -7,8 +7,8 @@ The method (design note tokenization.md, sections 2 and 4.2):
    sampling, capped per language and at ``max_epochs`` repetitions.
 2. **Candidates** (:func:`candidate_pool`): HF ``tokenizers`` byte-level BPE (and optionally Unigram) trained on
    the sample with the mark-aware pre-tokenizer, plus n-gram counts; only whole-character (valid UTF-8) strings.
-3. **Character completeness** (:func:`required_chars`): every character above a frequency floor in its script
-   gets its own token, so no script falls back to raw bytes.
+3. **Character completeness** (:func:`~rwkv_data.tokenizer.vocab_chars.required_chars`): every character above a
+   frequency floor in its script gets its own token, so no script falls back to raw bytes.
 4. **Selection with greedy encoding in the loop** (:mod:`rwkv_data.tokenizer.vocab_select`): the held-out text
    (topped up with training text) is encoded with our trie tokenizer; tokens are pruned by their measured greedy
    saving, weighted by a fairness knob; then tokens greedy never uses are dropped and refilled, repeatedly.
@@ -17,7 +17,6 @@ Everything is deterministic for a seed. The output keeps id 0 free, puts byte ``
 does) and sorts the remaining tokens by byte length, then bytes.
 
 >>> from rwkv_data.config import VocabConfig
-from rwkv_data.errors import ConfigError
 >>> docs = [("the cat sat on the mat. " * 20, "en"), ("der Hund und die Katze. " * 20, "de")]
 >>> result = train_vocab(docs, VocabConfig(vocab_size=320, heldout_fraction=0.2, sample_chars=10_000))
 >>> len(result.tokens) <= 319 and result.tokens[1] == b"\\x00"
@@ -29,13 +28,13 @@ from __future__ import annotations
 import json
 import logging
 import random
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
+from rwkv_data.tokenizer.vocab_chars import required_chars
 
 from rwkv_data.config import VocabConfig
 from rwkv_data.errors import ConfigError
@@ -157,97 +156,6 @@ def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str
     return out
 
 
-def script_of(ch: str) -> str:
-    """A coarse script name for a character: the first word of its Unicode name ("Han" for CJK ideographs)."""
-    name = unicodedata.name(ch, "")
-    if not name:
-        return "Unknown"
-    word = name.split(" ", 1)[0]
-    return "Han" if word == "CJK" else word.title()
-
-
-def _script_block(script: str, seen: Iterable[str], limit: int) -> list[str]:
-    """All characters named after ``script`` in the 128-code-point blocks where ``seen`` characters lie, or []
-    when there are more than ``limit`` of them (Han, Hangul syllables: completeness by frequency only)."""
-    blocks = sorted({ord(c) >> 7 for c in seen})
-    out = []
-    for blk in blocks:
-        for cp in range(blk << 7, (blk + 1) << 7):
-            ch = chr(cp)
-            if script_of(ch) == script:
-                out.append(ch)
-                if len(out) > limit:
-                    return []
-    return out
-
-
-def _seed_chars(name: str) -> list[str]:
-    """Single-character tokens of a seed vocab ("world": RWKV World's, e.g. its 8,247 Han characters)."""
-    if not name:
-        return []
-    from rwkv_data.tokenizer.vocab import read_vocab, world_vocab_path
-
-    path = world_vocab_path() if name == "world" else name
-    out = []
-    for t in read_vocab(path).tokens.values():
-        try:
-            text = t.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-        if len(text) == 1 and len(t) > 1:
-            out.append(text)
-    return out
-
-
-def required_chars(samples: dict[str, LangSample], cfg: VocabConfig,
-                   extra_budget: int | None = None) -> tuple[list[bytes], dict[str, Any]]:
-    """The character-completeness set, as sorted UTF-8 tokens, and a per-script report.
-
-    A non-ASCII character gets a token when (1) it occurs at least ``char_min_count`` times in the corpus and
-    is at least ``char_min_share`` of its script's occurrences; (2) it is the other case of such a character;
-    (3) its script is seen (letters above the floor) and has at most ``script_closure`` characters in the
-    blocks seen (small alphabets and their punctuation: Armenian, Ethiopic, Cherokee, ...); (4) it is a
-    single-character token of the ``char_seed`` vocab in a script seen (large scripts such as Han, where a
-    technical corpus misses common characters of other registers). (2)-(4) are skipped, with a warning, when
-    the characters would then exceed ``extra_budget`` (default: a quarter of the vocab).
-    """
-    counts: Counter[str] = Counter()
-    for s in samples.values():
-        counts.update(s.char_counts)
-    per_script: dict[str, Counter[str]] = defaultdict(Counter)
-    for ch, n in counts.items():
-        if ord(ch) >= 0x80:
-            per_script[script_of(ch)][ch] = n
-    keep: set[str] = set()
-    for cnt in per_script.values():
-        total = sum(cnt.values())
-        keep.update(ch for ch, n in cnt.items() if n >= cfg.char_min_count and n >= cfg.char_min_share * total)
-    # (2)-(4) are extras: each is taken only while all characters stay within the budget
-    budget = cfg.vocab_size // 4 if extra_budget is None else extra_budget
-    seen = {script_of(ch) for ch in keep if unicodedata.category(ch)[0] in "LM"}
-    cased = {c for ch in keep for c in (ch.upper(), ch.lower()) if len(c) == 1 and ord(c) >= 0x80}
-    closure = {c for script in sorted(seen)
-               for c in _script_block(script, [c for c in keep if script_of(c) == script], cfg.script_closure)}
-    seeded = {ch for ch in _seed_chars(cfg.char_seed) if script_of(ch) in seen}
-    skipped = []
-    for name, extra in (("case", cased), ("script_closure", closure), ("seed", seeded)):
-        if len(keep | extra) <= budget:
-            keep |= extra
-        elif extra - keep:
-            skipped.append(name)
-            log.warning("character completeness: %s (%d characters) skipped, it would exceed the budget of %d "
-                        "characters", name, len(extra - keep), budget)
-    report = {}
-    for script, cnt in sorted(per_script.items()):
-        total = sum(cnt.values())
-        report[script] = {"distinct": len(cnt), "kept": sum(1 for c in cnt if c in keep),
-                          "coverage": round(sum(n for c, n in cnt.items() if c in keep) / total, 6)}
-    report["_added_without_occurrence"] = sum(1 for c in keep if c not in counts)
-    report["_seeded"] = len(seeded & keep)
-    report["_skipped"] = skipped
-    return sorted(ch.encode("utf-8") for ch in keep), report
-
-
 def _whole_chars(tok: bytes, max_bytes: int) -> bool:
     """Multi-byte, at most ``max_bytes`` and valid UTF-8 (so a token never ends inside a character)."""
     if not 2 <= len(tok) <= max_bytes:
@@ -360,6 +268,28 @@ def assign_ids(tokens: Iterable[bytes]) -> dict[int, bytes]:
     return out
 
 
+def check_config(cfg: VocabConfig) -> None:
+    """Reject bad settings before any text is read (ConfigError naming the field and the valid values)."""
+    from rwkv_data.tokenizer.pretokenize import PATTERNS
+
+    problems = []
+    if cfg.sampling not in ("unimax", "temperature"):
+        problems.append(f"sampling={cfg.sampling!r} (use 'unimax' or 'temperature')")
+    if cfg.pretokenizer not in PATTERNS:
+        problems.append(f"pretokenizer={cfg.pretokenizer!r} (use one of {sorted(PATTERNS)})")
+    bad = [c for c in cfg.candidates if c not in ("bpe", "unigram", "ngram")]
+    if bad or not cfg.candidates:
+        problems.append(f"candidates={list(cfg.candidates)!r} (use some of 'bpe', 'unigram', 'ngram')")
+    if cfg.vocab_size < 258:
+        problems.append(f"vocab_size={cfg.vocab_size} (id 0 and the 256 bytes need 257 ids)")
+    if not 0 <= cfg.heldout_fraction < 1:
+        problems.append(f"heldout_fraction={cfg.heldout_fraction} (use 0 <= f < 1)")
+    if cfg.max_epochs <= 0 or cfg.sample_chars <= 0 or cfg.temperature <= 0:
+        problems.append("max_epochs, sample_chars and temperature must be > 0")
+    if problems:
+        raise ConfigError("invalid vocab settings: " + "; ".join(problems))
+
+
 def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Progress | None = None) -> TrainResult:
     """Train a vocabulary of at most ``cfg.vocab_size - 1`` tokens (ids 1..vocab_size-1) from ``(text, lang)``.
 
@@ -370,8 +300,7 @@ def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Pro
     """
     from rwkv_data.tokenizer.vocab_select import select_tokens
 
-    if cfg.vocab_size < 258:
-        raise ConfigError(f"vocab_size {cfg.vocab_size} is too small: id 0 and the 256 bytes need 257 ids")
+    check_config(cfg)
     samples = sample_corpus(docs, cfg)
     if progress:
         progress(f"sampled {sum(s.chars_train for s in samples.values()):,} chars in {len(samples)} languages")

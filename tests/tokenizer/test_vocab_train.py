@@ -14,6 +14,7 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, write_vocab
@@ -189,3 +190,21 @@ def test_cli_vocab_train(tmp_path: Path, corpus: list[tuple[str, str]]) -> None:
     meta = json.loads(out.with_name("vocab.txt.meta.json").read_text(encoding="utf-8"))
     assert meta["config"]["vocab_size"] == 600 and len(meta["corpus"]["sha256"]) == 64
     assert set(meta["languages"]) == set(WORDS)
+
+
+def test_bad_settings_fail_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rwkv_data.tokenizer.vocab_train import check_config
+
+    from rwkv_data.cli import main
+    from rwkv_data.errors import ConfigError
+
+    def never() -> Any:
+        raise AssertionError("the corpus must not be read")
+        yield
+
+    with pytest.raises(ConfigError, match="sampling='zipf'.*candidates"):
+        train_vocab(never(), VocabConfig(sampling="zipf", candidates=("bpe", "wordpiece")))
+    check_config(VocabConfig())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["vocab", "train", "x.jsonl", "--vocab-size", "100", "-o", str(tmp_path / "v.txt")])
+    assert exit_info.value.code == 1 and "vocab_size=100" in capsys.readouterr().err

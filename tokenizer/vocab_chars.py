@@ -1,0 +1,115 @@
+"""Character completeness for vocabulary training: which characters get a token of their own.
+
+Every character above a frequency floor gets a token, then (budget permitting) the other case of each, the whole
+small alphabet of each script seen, and the single-character tokens of a seed vocab (World) in the scripts seen,
+so that no script of the training set falls back to raw bytes on text from another register.
+
+>>> script_of("த"), script_of("人"), script_of("A")
+('Tamil', 'Han', 'Latin')
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rwkv_data.config import VocabConfig
+
+if TYPE_CHECKING:
+    from rwkv_data.tokenizer.vocab_train import LangSample
+
+log = logging.getLogger(__name__)
+
+
+def script_of(ch: str) -> str:
+    """A coarse script name for a character: the first word of its Unicode name ("Han" for CJK ideographs)."""
+    name = unicodedata.name(ch, "")
+    if not name:
+        return "Unknown"
+    word = name.split(" ", 1)[0]
+    return "Han" if word == "CJK" else word.title()
+
+
+def _script_block(script: str, seen: Iterable[str], limit: int) -> list[str]:
+    """All characters named after ``script`` in the 128-code-point blocks where ``seen`` characters lie, or []
+    when there are more than ``limit`` of them (Han, Hangul syllables: completeness by frequency only)."""
+    blocks = sorted({ord(c) >> 7 for c in seen})
+    out = []
+    for blk in blocks:
+        for cp in range(blk << 7, (blk + 1) << 7):
+            ch = chr(cp)
+            if script_of(ch) == script:
+                out.append(ch)
+                if len(out) > limit:
+                    return []
+    return out
+
+
+def _seed_chars(name: str) -> list[str]:
+    """Single-character tokens of a seed vocab ("world": RWKV World's, e.g. its 8,247 Han characters)."""
+    if not name:
+        return []
+    from rwkv_data.tokenizer.vocab import read_vocab, world_vocab_path
+
+    path = world_vocab_path() if name == "world" else name
+    out = []
+    for t in read_vocab(path).tokens.values():
+        try:
+            text = t.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if len(text) == 1 and len(t) > 1:
+            out.append(text)
+    return out
+
+
+def required_chars(samples: dict[str, LangSample], cfg: VocabConfig,
+                   extra_budget: int | None = None) -> tuple[list[bytes], dict[str, Any]]:
+    """The character-completeness set, as sorted UTF-8 tokens, and a per-script report.
+
+    A non-ASCII character gets a token when (1) it occurs at least ``char_min_count`` times in the corpus and
+    is at least ``char_min_share`` of its script's occurrences; (2) it is the other case of such a character;
+    (3) its script is seen (letters above the floor) and has at most ``script_closure`` characters in the
+    blocks seen (small alphabets and their punctuation: Armenian, Ethiopic, Cherokee, ...); (4) it is a
+    single-character token of the ``char_seed`` vocab in a script seen (large scripts such as Han, where a
+    technical corpus misses common characters of other registers). (2)-(4) are skipped, with a warning, when
+    the characters would then exceed ``extra_budget`` (default: a quarter of the vocab).
+    """
+    counts: Counter[str] = Counter()
+    for s in samples.values():
+        counts.update(s.char_counts)
+    per_script: dict[str, Counter[str]] = defaultdict(Counter)
+    for ch, n in counts.items():
+        if ord(ch) >= 0x80:
+            per_script[script_of(ch)][ch] = n
+    keep: set[str] = set()
+    for cnt in per_script.values():
+        total = sum(cnt.values())
+        keep.update(ch for ch, n in cnt.items() if n >= cfg.char_min_count and n >= cfg.char_min_share * total)
+    # (2)-(4) are extras: each is taken only while all characters stay within the budget
+    budget = cfg.vocab_size // 4 if extra_budget is None else extra_budget
+    seen = {script_of(ch) for ch in keep if unicodedata.category(ch)[0] in "LM"}
+    cased = {c for ch in keep for c in (ch.upper(), ch.lower()) if len(c) == 1 and ord(c) >= 0x80}
+    closure = {c for script in sorted(seen)
+               for c in _script_block(script, [c for c in keep if script_of(c) == script], cfg.script_closure)}
+    seeded = {ch for ch in _seed_chars(cfg.char_seed) if script_of(ch) in seen}
+    skipped = []
+    for name, extra in (("case", cased), ("script_closure", closure), ("seed", seeded)):
+        if len(keep | extra) <= budget:
+            keep |= extra
+        elif extra - keep:
+            skipped.append(name)
+            log.warning("character completeness: %s (%d characters) skipped, it would exceed the budget of %d "
+                        "characters", name, len(extra - keep), budget)
+    report = {}
+    for script, cnt in sorted(per_script.items()):
+        total = sum(cnt.values())
+        report[script] = {"distinct": len(cnt), "kept": sum(1 for c in cnt if c in keep),
+                          "coverage": round(sum(n for c, n in cnt.items() if c in keep) / total, 6)}
+    report["_added_without_occurrence"] = sum(1 for c in keep if c not in counts)
+    report["_seeded"] = len(seeded & keep)
+    report["_skipped"] = skipped
+    return sorted(ch.encode("utf-8") for ch in keep), report
