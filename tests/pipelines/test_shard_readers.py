@@ -151,10 +151,10 @@ def test_bad_input_raises_naming_file_and_line(tmp_path: Path, case: str, json_p
 @pytest.fixture(params=["fast", "standard"])
 def json_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with the optional orjson fast path and without it (the standard json path)."""
-    import rwkv_data.pipelines.readers as readers
+    import rwkv_data.pipelines.streams as streams
 
     if request.param == "standard":
-        monkeypatch.setattr(readers, "_orjson_loads", None)
+        monkeypatch.setattr(streams, "_orjson_loads", None)
     return request.param
 
 
