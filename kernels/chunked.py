@@ -75,7 +75,7 @@ def wkv7_chunked(
     Args:
         r, w, k, v, a, b: [B, T, H, N] (any T; the tail chunk is padded with a neutral step internally).
         state: optional initial state [B, H, N, N] (value index, key index).
-        chunk_len: tokens per chunk, at least 16 (32 is often faster on a CPU; memory grows as chunk_len * N).
+        chunk_len: tokens per chunk, at least 16 (default 32; the intra-chunk matrices grow as chunk_len^2).
 
     Returns:
         ``(y, final_state)``: y [B, T, H, N] in the dtype of ``r``; final_state [B, H, N, N] float32
