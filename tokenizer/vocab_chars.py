@@ -48,10 +48,34 @@ def _script_block(script: str, seen: Iterable[str], limit: int) -> list[str]:
     return out
 
 
+# The most frequent characters of the large scripts, as national standards list them (Python's own codecs, so no
+# data file): GB 2312 level 1 (3,755 hanzi, simplified), Big5 level 1 (5,401, traditional), JIS X 0208 level 1
+# (2,965 kanji) and the 2,350 Hangul syllables of KS X 1001 (EUC-KR). (codec, first row, last row, cells)
+CHARSETS = (("gb2312", 0xB0, 0xD7, range(0xA1, 0xFF)), ("big5", 0xA4, 0xC6, range(0x40, 0xFF)),
+            ("shift_jis", 0x88, 0x98, range(0x40, 0xFD)), ("euc_kr", 0xB0, 0xC8, range(0xA1, 0xFF)))
+
+
+def _charset_chars() -> list[str]:
+    out = []
+    for codec, lo, hi, cells in CHARSETS:
+        for row in range(lo, hi + 1):
+            for cell in cells:
+                try:
+                    ch = bytes([row, cell]).decode(codec)
+                except UnicodeDecodeError:
+                    continue
+                if len(ch) == 1 and unicodedata.category(ch) == "Lo":
+                    out.append(ch)
+    return sorted(set(out))
+
+
 def _seed_chars(name: str) -> list[str]:
-    """Single-character tokens of a seed vocab ("world": RWKV World's, e.g. its 8,247 Han characters)."""
+    """Seed characters: ``"charsets"`` (see :data:`CHARSETS`), ``"world"`` (RWKV World's single-character tokens,
+    e.g. its 8,247 Han characters; needs the ``rwkv`` package) or the single-character tokens of a vocab file."""
     if not name:
         return []
+    if name == "charsets":
+        return _charset_chars()
     from rwkv_data.tokenizer.vocab import read_vocab, world_vocab_path
 
     path = world_vocab_path() if name == "world" else name
@@ -74,8 +98,9 @@ def required_chars(samples: dict[str, LangSample], cfg: VocabConfig,
     is at least ``char_min_share`` of its script's occurrences; (2) it is the other case of such a character;
     (3) its script is seen (letters above the floor) and has at most ``script_closure`` characters in the
     blocks seen (small alphabets and their punctuation: Armenian, Ethiopic, Cherokee, ...); (4) it is a
-    single-character token of the ``char_seed`` vocab in a script seen (large scripts such as Han, where a
-    technical corpus misses common characters of other registers). (2)-(4) are skipped, with a warning, when
+    seed character (``char_seed``: the level-1 characters of national standards, or a vocab's single-character
+    tokens) in a script seen (large scripts such as Han, where a technical corpus misses common characters of
+    other registers). (2)-(4) are skipped, with a warning, when
     the characters would then exceed ``extra_budget`` (default: a quarter of the vocab).
     """
     counts: Counter[str] = Counter()
