@@ -195,7 +195,7 @@ class VocabConfig:
     char_min_count: int = 3  # character completeness: a character seen this often gets its own token ...
     char_min_share: float = 1e-6  # ... if it is also at least this share of its script's characters
     script_closure: int = 400  # scripts seen in the corpus with at most this many characters get all of them
-    char_seed: str = "world"  # also every single-character World token of a script seen ("" = off)
+    char_seed: str = "charsets"  # + level-1 Han/Hangul of GB2312, Big5, JIS, KS X 1001 ("world", a vocab, "" = off)
     # selection with greedy encoding in the loop
     rounds: int = 8  # pruning rounds from the pool down to vocab_size
     refill_rounds: int = 2  # then: drop tokens greedy never uses, refill with the best removed ones
