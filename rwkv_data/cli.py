@@ -174,7 +174,8 @@ def _vocab_options(fn: Any) -> Any:
         click.option("--candidate-factor", type=float, help=_vocab_default("candidate_factor")),
         click.option("--char-min-count", type=int, help="Character completeness floor. "
                      + _vocab_default("char_min_count")),
-        click.option("--char-seed", help="'world', a vocab file, or '' for none. " + _vocab_default("char_seed")),
+        click.option("--char-seed", help="'charsets', 'world', a vocab file, or '' for none. "
+                     + _vocab_default("char_seed")),
         click.option("--rounds", type=int, help="Greedy pruning rounds. " + _vocab_default("rounds")),
         click.option("--refill-rounds", type=int, help=_vocab_default("refill_rounds")),
         click.option("--max-variants", type=int, help="Case/leading-space variants per family. "
