@@ -10,8 +10,9 @@ Stages, in order, each in its own subfolder of the run folder::
 
 Every stage folder holds ``config.json`` (the stage's job config, paths filled in) and ``stats.json``, then a
 completion marker ``.done`` written atomically last (datatrove style). The marker carries a key: the sha256 of
-the stage's config and of the keys of the stages it reads, so a rerun skips a finished stage, and redoes it
-(and everything after it) when its settings or an input stage changed. A skipped stage (``--skip``) is not run;
+the stage's config, its input files' sizes and mtimes, and the keys of the stages it reads, so a rerun skips a
+finished stage, and redoes it (in an emptied folder, and everything after it) when its settings, its corpus or
+an input stage changed. A skipped stage (``--skip``) is not run;
 later stages use its finished output when the folder has one (a skipped vocab otherwise means RWKV World, a
 skipped shard or train means the stages that need them are skipped too).
 
@@ -27,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -123,6 +125,18 @@ def _key(stage: str, cfg: Any, upstream: list[str], out: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _fingerprint(inputs: tuple[str, ...]) -> str:
+    """Paths, sizes and mtimes of the input files: an edited corpus redoes the stages that read it."""
+    files: list[str] = []
+    for p in _expand(inputs):
+        path = Path(p)
+        found = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in found:
+            st = f.stat() if f.is_file() else None
+            files.append(f"{f}:{st.st_size}:{st.st_mtime_ns}" if st else str(f))  # hf:NAME and the like as given
+    return hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
+
+
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
@@ -163,10 +177,11 @@ class Stage:
             log.info("%s: finished earlier, not redone (%s; --redo %s to run it again)", self.name,
                      self.folder / MARKER, self.name)
             return True
-        if done:
+        if done:  # start clean: no checkpoint or file of the old settings may survive next to the new ones
             log.info("%s: %s; running again", self.name, "--redo" if self.redo else "settings or inputs changed")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / MARKER).unlink(missing_ok=True)  # an interrupted redo must not look finished
+            (self.folder / MARKER).unlink()  # first, so an interrupted redo never looks finished
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)  # an interrupted run's files stay (shard parts resume)
         log.info("%s: running in %s", self.name, self.folder)
         t0 = time.perf_counter()
         stats, self.outputs = job()
@@ -199,23 +214,39 @@ def _expand(inputs: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _set_threads(threads: int) -> None:
+    """torch CPU threads: ``threads``, or with 0 torch's default unless the CPU is already busy.
+
+    On a busy machine OpenMP's spin-waiting threads fight the other processes: on 2 cores at load average 8-9,
+    the demo's 60 training steps took 341 s with 2 threads and 90 s with 1.
+    """
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+        return
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if torch.get_num_threads() > 1 and load >= cores:
+        log.info("the CPU is busy (load average %.1f on %d cores): using 1 torch thread (--threads N to choose)",
+                 load, cores)
+        torch.set_num_threads(1)
+
+
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """Run every stage not finished or skipped; returns the per-language table, statuses and written files."""
     t_start = time.perf_counter()
     out = Path(cfg.out or "runs/demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
     inputs = tuple(cfg.inputs) or (str(demo_corpus_path()),)
-    if cfg.threads > 0:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    _set_threads(cfg.threads)
     _write_json(out / "run.json", to_dict(cfg))
     stages: dict[str, Stage] = {}
 
     # 1. vocabulary
     vcfg = dataclasses.replace(cfg.vocab, inputs=cfg.vocab.inputs or inputs, output=str(out / "vocab" / "vocab.txt"),
                                threads=cfg.vocab.threads or cfg.threads)
-    st = stages["vocab"] = Stage(cfg, "vocab", out, vcfg, [])
+    st = stages["vocab"] = Stage(cfg, "vocab", out, vcfg, [_fingerprint(vcfg.inputs)])
 
     def vocab_job() -> tuple[dict[str, Any], dict[str, str]]:
         from rwkv_data.pipelines import build_vocab
@@ -231,7 +262,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     # 2. shards with a validation split
     scfg = dataclasses.replace(cfg.shard, inputs=cfg.shard.inputs or inputs, output=str(out / "shard" / "data"),
                                vocab=vocab)
-    st = stages["shard"] = Stage(cfg, "shard", out, scfg, [vocab_key])
+    st = stages["shard"] = Stage(cfg, "shard", out, scfg, [vocab_key, _fingerprint(scfg.inputs)])
 
     def shard_job() -> tuple[dict[str, Any], dict[str, str]]:
         from rwkv_data.pipelines import shard
@@ -282,7 +313,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     toks = ((f"ours={vocab}",) if vocab else ()) + tuple(t for t in cfg.audit.tokenizers if t != f"ours={vocab}")
     acfg = dataclasses.replace(cfg.audit, corpus=cfg.audit.corpus or " ".join(audit_inputs), tokenizers=toks,
                                out_dir=str(out / "audit"), num_threads=cfg.audit.num_threads or cfg.threads)
-    st = stages["audit"] = Stage(cfg, "audit", out, acfg, [vocab_key])
+    st = stages["audit"] = Stage(cfg, "audit", out, acfg, [vocab_key, _fingerprint(tuple(audit_inputs))])
 
     def audit_job() -> tuple[dict[str, Any], dict[str, str]]:
         from rwkv_data.pipelines import audit

@@ -137,6 +137,7 @@ def test_changed_settings_redo_only_downstream_stages(first_run: tuple[Path, dic
     assert status == {"vocab": "finished earlier", "shard": "finished earlier", "train": "ran", "evaluate": "ran",
                       "audit": "skipped (earlier output used)"}
     assert json.loads((out / "train" / "stats.json").read_text())["steps"] == 2
+    assert not (out / "train" / "rwkv-3.pth").exists()  # a redone stage starts from an empty folder
 
 
 def test_skip_leaves_stages_out(tiny_toml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
