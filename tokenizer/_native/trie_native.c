@@ -88,6 +88,10 @@ static PyObject *job_result(Trie *self, PyObject *doc, Job *j, int as_list) {
             else if (!(x = PyLong_FromUnsignedLong(v))) { Py_CLEAR(res); break; }
             PyList_SET_ITEM(res, (Py_ssize_t)i, x);
         }
+        /* A list of ints cannot be part of a reference cycle, so the cyclic GC need not scan it (CPython
+         * untracks dicts and tuples of atomic values the same way). Keeping many id lists alive otherwise
+         * triggers full collections that walk every id: 40 % of the list path's time on the corpus. */
+        if (res) PyObject_GC_UnTrack(res);
     } else {
         res = PyByteArray_FromStringAndSize(j->out, (Py_ssize_t)(j->nout * (self->core.wide ? 4 : 2)));
     }
