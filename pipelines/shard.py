@@ -37,7 +37,8 @@ from rwkv_data.errors import ConfigError, InputFormatError
 log = logging.getLogger(__name__)
 FORMAT = "rwkv-data-binidx"
 FORMAT_VERSION = 1
-RUNTIME_ONLY = ("workers", "work_dir", "keep_work", "bucket_docs", "progress")  # never change the output bytes
+RUNTIME_ONLY = ("workers", "work_dir", "keep_work", "bucket_docs", "progress", "executor",
+                "ray_address")  # never change the output bytes
 
 
 def load_tokenizer(cfg: ShardConfig) -> Any:
@@ -57,6 +58,12 @@ def check_config(cfg: ShardConfig) -> None:
         raise ConfigError(f"on_error must be 'raise' or 'skip', not {cfg.on_error!r}")
     if cfg.workers < 1:
         raise ConfigError(f"workers must be >= 1, not {cfg.workers}")
+    if cfg.executor not in ("local", "ray"):
+        raise ConfigError(f"executor must be 'local' or 'ray', not {cfg.executor!r}")
+    if cfg.executor == "ray":
+        from rwkv_data.pipelines.shard_ray import require_ray
+
+        require_ray()  # DependencyMissing naming the pip extra, before any work
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), not {cfg.val_fraction}")
     if cfg.val_min_docs < 0 or any(c <= 0 for c in cfg.ctx_lens) or cfg.bucket_docs < 1:
@@ -169,7 +176,12 @@ def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     bar = _Bar(len(tasks), len(tasks) - len(todo), cfg.progress)
     t0 = time.perf_counter()
     try:
-        build_parts(todo, tok, cfg.workers, bar)
+        if cfg.executor == "ray":
+            from rwkv_data.pipelines.shard_ray import build_parts_ray
+
+            build_parts_ray(todo, tok, cfg, bar)
+        else:
+            build_parts(todo, tok, cfg.workers, bar)
     finally:
         bar.bar.close()
     t1 = time.perf_counter()

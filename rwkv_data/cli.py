@@ -301,6 +301,11 @@ def _budgets(values: tuple[str, ...]) -> dict[str, int] | None:
               + _shard_default("ctx_lens"))
 @click.option("--lang-array/--no-lang-array", default=None, help="Write P.lang.npy. " + _shard_default("lang_array"))
 @click.option("--workers", type=int, help="Tokenizer processes. " + _shard_default("workers"))
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where parts are tokenized: local processes or Ray tasks (pip install 'rwkv-data[ray]'). "
+              + _shard_default("executor"))
+@click.option("--ray-address", help="Ray cluster to use: auto, HOST:PORT or ray://HOST:10001 (default: a local "
+              "Ray instance with --workers CPUs).")
 @click.option("--work-dir", help="Parts and completion markers ('' = P.work). " + _shard_default("work_dir"))
 @click.option("--keep-work/--no-keep-work", default=None, help="Keep the parts after success.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. " + _shard_default("progress"))
