@@ -340,22 +340,36 @@ def _read(path: Path) -> Any:
         return None
 
 
+def _untrained(out: Path, train_stats: dict[str, Any], evals: list[dict[str, Any]]) -> dict[str, float]:
+    """The step-0 validation bpb of training, per language, where it scored the same documents as evaluate
+    (training scores the first ``eval_docs`` of each language, evaluate ``max_docs`` or all of them)."""
+    before = next((e["eval"] for e in train_stats.get("evals", []) if e.get("step") == 0), {})
+    eval_docs = int((_read(out / "train" / "config.json") or {}).get("eval_docs", 0))
+    val = ((_read(out / "shard" / "data_val.meta.json") or {}).get("per_language") or {})
+    same = {r["lang"]: r["docs"] == min(val.get(r["lang"], {}).get("documents", -1), eval_docs) for r in evals}
+    same["all"] = all(v for k, v in same.items() if k != "all")
+    return {k: v for k, v in before.items() if same.get(k)}
+
+
 def _result(out: Path, stages: dict[str, Stage], seconds: float) -> dict[str, Any]:
     evals = (_read(out / "evaluate" / "eval.json") or {}).get("languages", []) if stages["evaluate"].outputs else []
     train_stats = (_read(out / "train" / "stats.json") or {}) if stages["train"].outputs else {}
-    before = next((e["eval"] for e in train_stats.get("evals", []) if e.get("step") == 0), {})
+    before = _untrained(out, train_stats, evals)
     audit = (_read(out / "audit" / "summary.json") or {}) if stages["audit"].outputs else {}
     bpt: dict[str, dict[str, float]] = {}
-    script: dict[str, str] = {}
-    for r in audit.get("languages", []):
-        bpt.setdefault(r["key"], {})[r["tokenizer"]] = r["bytes_per_token"]
-        script[r["key"]] = r.get("script", "")
+    info: dict[str, tuple[str, str]] = {}
+    for r in audit.get("languages", []):  # by language tag: parallel corpora key translations by their own codes
+        bpt.setdefault(r["lang"], {}).setdefault(r["tokenizer"], r["bytes_per_token"])
+        info.setdefault(r["lang"], (r.get("script", ""), r.get("name", "") if r.get("name") != r["lang"] else ""))
+    if audit.get("summary"):
+        bpt["all"] = {k: v["bytes_per_token"] for k, v in audit["summary"].items()}
     langs = [r["lang"] for r in evals] or sorted(bpt)
     rows = []
     for lang in langs:
         e = next((r for r in evals if r["lang"] == lang), {})
-        rows.append({"lang": lang, "name": "all languages" if lang == "all" else LANGUAGE_NAMES.get(lang, ""),
-                     "script": script.get(lang, ""), "val_docs": e.get("docs"), "val_bytes": e.get("bytes"),
+        script, name = info.get(lang, ("", ""))
+        rows.append({"lang": lang, "name": "all languages" if lang == "all" else LANGUAGE_NAMES.get(lang, name),
+                     "script": script, "val_docs": e.get("docs"), "val_bytes": e.get("bytes"),
                      "bpb_untrained": before.get(lang), "bpb": e.get("bpb"), "bpb_lo": e.get("bpb_lo"),
                      "bpb_hi": e.get("bpb_hi"), "bytes_per_token": bpt.get(lang, {})})
     files = sorted(str(p) for p in out.rglob("*") if p.is_file()
