@@ -168,6 +168,14 @@ def test_fairness_knob_moves_tokens_to_the_costliest_language(corpus: list[tuple
     assert stats[1][worst]["parity_proxy"] <= stats[0][worst]["parity_proxy"]
 
 
+@pytest.mark.parametrize("sources", [("unigram",), ("ngram",), ("bpe", "unigram", "ngram")])
+def test_candidate_sources(corpus: list[tuple[str, str]], sources: tuple[str, ...]) -> None:
+    res = train_vocab(corpus, _cfg(candidates=sources, rounds=1, refill_rounds=0))
+    assert res.stats["candidates"] > 0 and len(res.tokens) > 256 + res.stats["required_chars"]
+    tok = TrieTokenizer(Vocab.from_tokens(res.tokens))
+    assert all(tok.decode(tok.encode(t)) == t for t, _ in corpus[:20])
+
+
 # ---- CLI ----------------------------------------------------------------------------------------------------
 
 
