@@ -560,7 +560,7 @@ def audit_cmd(corpus: str | None, config_path: str | None, tokenizers: tuple[str
 @click.option("--skip", multiple=True, metavar="STAGE",
               help="Do not run STAGE (vocab, shard, train, evaluate, audit); repeatable or comma-separated.")
 @click.option("--redo", multiple=True, metavar="STAGE", help="Run STAGE again although it finished; repeatable.")
-@click.option("--threads", type=int, help="torch CPU threads (0 = torch's default).")
+@click.option("--threads", type=int, help="torch CPU threads (0 = torch's default, 1 when the CPU is busy).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (table rows, stages, files) as JSON.")
 def run_cmd(config_path: str | None, out: str | None, skip: tuple[str, ...], redo: tuple[str, ...],
             threads: int | None, as_json: bool) -> None:

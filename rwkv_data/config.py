@@ -76,7 +76,7 @@ class RunConfig:
     inputs: tuple[str, ...] = ()  # corpus files, folders or globs with a lang field (empty = the demo corpus)
     skip: tuple[str, ...] = ()  # stages not to run (their finished outputs, if any, are still used)
     redo: tuple[str, ...] = ()  # stages to run again although finished
-    threads: int = 0  # torch CPU threads (0 = torch's default)
+    threads: int = 0  # torch CPU threads (0 = torch's default, or 1 when the load average >= the cores)
     # demo corpus: 20k training tokens, so 3 epochs of 60 steps; more overfits (val bpb rises after ~4 epochs)
     vocab: VocabConfig = dataclasses.field(default_factory=lambda: VocabConfig(
         vocab_size=4096, char_seed="", script_closure=0))
