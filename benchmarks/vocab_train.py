@@ -171,6 +171,10 @@ def main() -> None:
         print(f"{name:30} {target:>8} {o:9.4f} {w:9.4f}  {'-' if ok is None else ('yes' if ok else 'NO')}")
     print(f"(max parity: ours {so['max_parity_lang']}, World {sw['max_parity_lang']}; worst fallback script: ours "
           f"{so['byte_fallback_script']}, World {sw['byte_fallback_script']})")
+    tot_o, tot_w = (sum(v["tokens"] for v in ev.values()) for ev in (ev_o, ev_w))
+    gini_o, gini_w = (metrics.gini([v["tokens"] for v in ev.values()]) for ev in (ev_o, ev_w))
+    print(f"(all {len(texts)} languages: ours {tot_o:,} tokens, World {tot_w:,} ({tot_o / tot_w:.3f}x); Gini of "
+          f"per-language tokens: ours {gini_o:.3f}, World {gini_w:.3f})")
     if "greedy_gap_max" in so:
         print(f"(greedy gap, worst language: ours {so['greedy_gap_lang']} {so['greedy_gap_max']:.4f}, World "
               f"{sw['greedy_gap_lang']} {sw['greedy_gap_max']:.4f})")
