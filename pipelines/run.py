@@ -16,7 +16,6 @@ an input stage changed. A skipped stage (``--skip``) is not run;
 later stages use its finished output when the folder has one (a skipped vocab otherwise means RWKV World, a
 skipped shard or train means the stages that need them are skipped too).
 
->>> from rwkv_data.config import RunConfig
 >>> result = run(RunConfig(out="runs/demo"))  # doctest: +SKIP
 """
 
@@ -35,24 +34,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rwkv_data.config import (
-    AuditConfig,
-    EvalConfig,
-    RunConfig,
-    ShardConfig,
-    TrainConfig,
-    VocabConfig,
-    load_toml,
-    to_dict,
-)
+from rwkv_data import config as job_configs
+from rwkv_data.config import RunConfig, load_toml, to_dict
 from rwkv_data.demo import LANGUAGE_NAMES, demo_corpus_path
 from rwkv_data.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 STAGES = ("vocab", "shard", "train", "evaluate", "audit")
-SECTIONS: dict[str, type] = {"vocab": VocabConfig, "shard": ShardConfig, "train": TrainConfig,
-                             "evaluate": EvalConfig, "audit": AuditConfig}
+SECTIONS: dict[str, type] = {"vocab": job_configs.VocabConfig, "shard": job_configs.ShardConfig,
+                             "train": job_configs.TrainConfig, "evaluate": job_configs.EvalConfig,
+                             "audit": job_configs.AuditConfig}
 MARKER = ".done"
 RUNTIME_ONLY = {"progress", "threads", "num_threads", "workers", "device"}  # never change a stage's outputs
 
