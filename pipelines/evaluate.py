@@ -241,7 +241,7 @@ def load_binidx_docs(prefix: str | Path, tok: Any, max_docs: int = 0) -> list[Ev
 def load_text_docs(paths: Sequence[str | Path], tok: Any, max_docs: int = 0) -> list[EvalDoc]:
     """Raw text: a ``.txt`` file is one document whose language is the file stem; ``.jsonl[.zst|.gz]`` and
     parquet records are documents with their ``lang`` field (read by the corpus readers)."""
-    from rwkv_data.pipelines.readers import ReadOptions, iter_documents  # noqa: PLC0415
+    from rwkv_data.pipelines.readers import iter_documents  # noqa: PLC0415
 
     docs: list[EvalDoc] = []
     for p in map(Path, paths):
@@ -250,7 +250,7 @@ def load_text_docs(paths: Sequence[str | Path], tok: Any, max_docs: int = 0) -> 
         if p.suffix == ".txt":
             docs.append(doc_from_text(p.stem, p.read_text(encoding="utf-8"), tok))
         else:
-            docs += [doc_from_text(d.lang, d.text, tok) for d in iter_documents([str(p)], ReadOptions())]
+            docs += [doc_from_text(d.lang, d.text, tok) for d in iter_documents([str(p)])]
     return _cap(docs, max_docs)
 
 

@@ -92,7 +92,13 @@ def set_trainable(model: torch.nn.Module, trainable: str, lora: bool) -> None:
 def prepare(cfg: FinetuneConfig, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load ``cfg.init``, extend the vocab if asked (writing vocab.txt and rwkv-init.pth), wrap LoRA, freeze."""
     from rwkv_data.pipelines.evaluate import load_tokenizer  # noqa: PLC0415
-    from rwkv_data.pipelines.vocab_growth import grow_state_dict, plan_extension, read_new_tokens  # noqa: PLC0415
+    from rwkv_data.pipelines.vocab_growth import (  # noqa: PLC0415
+        grow_state_dict,
+        is_idmap,
+        plan_extension,
+        plan_from_idmap,
+        read_new_tokens,
+    )
     from rwkv_data.tokenizer.vocab import write_vocab  # noqa: PLC0415
 
     if not cfg.init:
@@ -102,7 +108,10 @@ def prepare(cfg: FinetuneConfig, device: torch.device) -> tuple[torch.nn.Module,
     sd = modelio.read_state_dict(cfg.init)
     if cfg.new_tokens:
         tok = load_tokenizer(cfg.vocab)
-        vocab, parts = plan_extension(tok, read_new_tokens(cfg.new_tokens), sd["emb.weight"].shape[0])
+        if is_idmap(cfg.new_tokens):
+            vocab, parts = plan_from_idmap(tok, cfg.new_tokens)
+        else:
+            vocab, parts = plan_extension(tok, read_new_tokens(cfg.new_tokens), sd["emb.weight"].shape[0])
         sd = grow_state_dict(sd, parts)
         write_vocab(vocab, out_dir / "vocab.txt")
         info.update(added_tokens=len(parts), vocab=str(out_dir / "vocab.txt"),

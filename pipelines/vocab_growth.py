@@ -4,10 +4,15 @@ Each new token's bytes are encoded with the *old* tokenizer; its new ``emb`` and
 the rows of those old ids. Old rows are untouched, so the logits of the old ids for any old-vocab token sequence
 are unchanged (the new ids only add logits). New ids start after both the old vocab's largest id and the
 embedding's row count, so padding rows (World: 65530-65535) and id 0 (end of document) keep their meaning.
+
+Two inputs: a list of tokens (a vocab file or one token per line; ids assigned here), or the id map JSON of
+``rwkv-data vocab extend`` (``format: rwkv-vocab-idmap``), whose ids and decompositions are used as given; its
+``replaced`` ids (unused base tokens swapped for new ones) get their rows re-initialised the same way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +24,8 @@ from rwkv_data.tokenizer.vocab import Vocab, read_vocab
 from rwkv_data.errors import ConfigError, VocabFormatError
 
 log = logging.getLogger(__name__)
+
+IDMAP_FORMAT = "rwkv-vocab-idmap"
 
 
 def read_new_tokens(path: str | Path) -> list[bytes]:
@@ -58,28 +65,66 @@ def plan_extension(tok: TrieTokenizer, new_tokens: Sequence[bytes], n_rows: int)
     return Vocab.from_tokens(tokens, name=f"{old.name}+{len(added)}"), parts
 
 
-def grow_state_dict(sd: Mapping[str, torch.Tensor], parts: Mapping[int, Sequence[int]]) -> dict[str, torch.Tensor]:
-    """A copy of the official state dict with ``emb.weight`` and ``head.weight`` grown to cover ``parts``' ids.
+def is_idmap(path: str | Path) -> bool:
+    """Whether ``path`` is a ``vocab extend`` id map (a JSON object with ``format: rwkv-vocab-idmap``)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == IDMAP_FORMAT
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        return False
 
-    Rows between the old row count and the first new id (none with :func:`plan_extension`) are zero.
+
+def plan_from_idmap(tok: TrieTokenizer, path: str | Path) -> tuple[Vocab, dict[int, list[int]]]:
+    """The extended vocab and decompositions from a ``vocab extend`` id map (checked against ``tok``'s vocab)."""
+    path = Path(path)
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the id map: {exc}") from exc
+    if m.get("format") != IDMAP_FORMAT:
+        raise ConfigError(f"{path}: not a {IDMAP_FORMAT} file (format {m.get('format')!r})")
+    if m.get("old_vocab_sha256") != tok.vocab.sha256:
+        raise ConfigError(f"{path}: the id map extends a vocab with sha256 {str(m.get('old_vocab_sha256'))[:12]}..., "
+                          f"but --vocab is {tok.vocab.sha256[:12]}...; pass the vocab the map was built from")
+    tokens = dict(tok.vocab.tokens)
+    for i in m.get("removed", []):
+        tokens.pop(int(i), None)
+    for i, _old, new in m.get("replaced", []):
+        tokens[int(i)] = bytes.fromhex(new)
+    for i, new in m.get("added", []):
+        tokens[int(i)] = bytes.fromhex(new)
+    parts = {int(i): [int(x) for x in ids] for i, ids in m.get("init", {}).items()}
+    vocab = Vocab.from_tokens(tokens, name=path.stem)
+    if m.get("new_vocab_sha256") not in (None, vocab.sha256):
+        raise ConfigError(f"{path}: rebuilding the new vocab from the map gives a different sha256; the map is "
+                          "inconsistent (regenerate it with rwkv-data vocab extend)")
+    return vocab, parts
+
+
+def grow_state_dict(sd: Mapping[str, torch.Tensor], parts: Mapping[int, Sequence[int]]) -> dict[str, torch.Tensor]:
+    """A copy of the official state dict whose ``emb.weight`` and ``head.weight`` rows of ``parts``' ids are the
+    means of their decompositions' rows, grown to cover the largest id.
+
+    Ids below the old row count are re-initialised (an id map's replaced tokens); rows between the old row
+    count and the first new id (none with :func:`plan_extension`) are zero.
     """
     out = dict(sd)
     if not parts:
         return out
-    V_new = max(parts) + 1
+    V_new = max(max(parts) + 1, sd["emb.weight"].shape[0] if "emb.weight" in sd else 0)
     for key in ("emb.weight", "head.weight"):
         if key not in sd:
             raise ConfigError(f"checkpoint has no {key}: not an RWKV-7 state dict")
         w = sd[key]
         V, C = w.shape
-        if V_new <= V:
-            raise ConfigError(f"new ids must lie past the {V} rows of {key}")
         grown = torch.zeros(V_new, C, dtype=w.dtype)
         grown[:V] = w
         wf = w.float()
         for i, ids in parts.items():
-            if not ids or max(ids) >= V:
-                raise ConfigError(f"new id {i}: its decomposition {list(ids)} is not covered by {key}")
+            if not ids or max(ids) >= V or any(j in parts for j in ids):
+                raise ConfigError(f"new id {i}: its decomposition {list(ids)} must be old ids below {V}")
             grown[i] = wf[list(ids)].mean(0).to(w.dtype)
         out[key] = grown
     return out

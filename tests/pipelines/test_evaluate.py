@@ -1,12 +1,16 @@
 """`evaluate`: bits-per-byte arithmetic, bootstrap intervals, document loading, chunked scoring with carried
-state, and the CLI on a tiny checkpoint and a tiny P_val written in tmp_path.
+state, and the CLI on raw text files with a tiny checkpoint written in tmp_path (the CLI on P_val shards is in
+test_train.py).
 
 Run: pytest tests/pipelines/test_evaluate.py
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +75,29 @@ def test_chunked_scoring_equals_one_pass_and_batching_is_invisible() -> None:
         logits = modelio.forward(model, x)[0].double()
     want = -torch.log_softmax(logits, -1)[torch.arange(len(items[2])), torch.tensor(items[2])].sum() / math.log(2)
     assert one[2] == pytest.approx(float(want), rel=1e-6)
+
+
+def test_cli_evaluate_on_raw_text_files(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from model_fixtures import byte_vocab
+
+    from rwkv_data.cli import cli
+
+    byte_vocab(tmp_path / "bytes.txt")
+    torch.manual_seed(0)
+    modelio.export_checkpoint(modelio.fresh(2, 64, 32, 320, 32), tmp_path / "m.pth")
+    (tmp_path / "aa.txt").write_text("abc def " * 20, encoding="utf-8")
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "Grüße " * 30, "lang": "de"}) + "\n"
+                                         + json.dumps({"text": "Hallo", "lang": "de"}) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "aa.txt"), str(tmp_path / "docs.jsonl"), "--checkpoint",
+                                   str(tmp_path / "m.pth"), "--vocab", str(tmp_path / "bytes.txt"), "--ctx-len", "64",
+                                   "--out-dir", str(tmp_path / "e"), "--device", "cpu", "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = {r["lang"]: r for r in json.loads(res.stdout)["languages"]}
+    assert set(rows) == {"aa", "de", "all"} and rows["de"]["docs"] == 2
+    assert rows["de"]["bytes"] == len(("Grüße " * 30).encode()) + 5 and rows["de"]["chars"] == 185
+    with (tmp_path / "e" / "eval.csv").open() as f:
+        assert [r["lang"] for r in csv.DictReader(f)] == ["aa", "de", "all"]
+    bad = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(tmp_path / "m.pth"), "--vocab", "world"])
+    assert bad.exit_code != 0  # neither --data nor texts

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from rwkv_data.pipelines.vocab_growth import grow_state_dict, plan_extension, read_new_tokens
+from rwkv_data.pipelines.vocab_growth import (
+    grow_state_dict,
+    is_idmap,
+    plan_extension,
+    plan_from_idmap,
+    read_new_tokens,
+)
 from rwkv_data.tokenizer import TrieTokenizer
 from rwkv_data.tokenizer.vocab import Vocab, write_vocab
 
@@ -43,8 +49,12 @@ def test_grow_state_dict_rows_are_means_and_old_rows_untouched() -> None:
         torch.testing.assert_close(w[262], (sd[key][257] + sd[key][3]) / 2)
         assert torch.equal(w[263], sd[key][5]) and torch.equal(w[260:262], torch.zeros(2, 8))
     assert out["ln_out.weight"] is sd["ln_out.weight"]
+    replaced = grow_state_dict(sd, {250: [1, 2]})  # an id map's reused id: re-initialised in place
+    assert replaced["emb.weight"].shape == (260, 8)
+    torch.testing.assert_close(replaced["emb.weight"][250], (sd["emb.weight"][1] + sd["emb.weight"][2]) / 2)
+    assert torch.equal(replaced["emb.weight"][:250], sd["emb.weight"][:250])
     with pytest.raises(ConfigError):
-        grow_state_dict(sd, {250: [1]})
+        grow_state_dict(sd, {262: [261]})  # decompositions use old ids only
 
 
 def test_read_new_tokens_from_list_and_vocab_file(tmp_path: Path) -> None:
@@ -55,3 +65,24 @@ def test_read_new_tokens_from_list_and_vocab_file(tmp_path: Path) -> None:
     assert len(read_new_tokens(vf)) == 258
     with pytest.raises(ConfigError):
         read_new_tokens(tmp_path / "missing.txt")
+
+
+def test_plan_from_a_vocab_extend_id_map(tmp_path: Path) -> None:
+    import json
+
+    from rwkv_data.tokenizer.vocab_extend import build_idmap
+
+    tok = _small_tokenizer()
+    new_tokens = dict(tok.vocab.tokens)
+    new_tokens[258] = "ñ".encode()  # replaced
+    new_tokens[320] = b"abab"  # added
+    new = Vocab.from_tokens(new_tokens, name="ext")
+    path = tmp_path / "ext.idmap.json"
+    path.write_text(json.dumps(build_idmap(tok.vocab, new)))
+    assert is_idmap(path) and not is_idmap(tmp_path / "missing.json")
+    vocab, parts = plan_from_idmap(tok, path)
+    assert vocab == new
+    assert parts == {258: tok.encode_bytes("ñ".encode()), 320: [257, 257]}
+    other = TrieTokenizer(Vocab.from_tokens({i + 1: bytes([i]) for i in range(256)}), impl="python")
+    with pytest.raises(ConfigError, match="sha256"):
+        plan_from_idmap(other, path)
