@@ -9,6 +9,7 @@ Run: pytest tests/pipelines/test_finetune.py
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,19 @@ def test_cli_finetune_with_new_tokens(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert torch.load(tmp_path / "ft" / "rwkv-final.pth", weights_only=True)["emb.weight"].shape[0] == 321
     assert (tmp_path / "ft" / "vocab.txt").is_file()
+
+
+def test_finetune_resume_with_replay_and_lora_is_exact(tmp_path: Path) -> None:
+    ckpt = tmp_path / "base.pth"
+    _noisy_checkpoint(ckpt)
+    _, P, _ = make_corpus(tmp_path, langs=("aa", "bb"), train_docs=8, val_docs=1)
+    (tmp_path / "c").mkdir()
+    _, C, _ = make_corpus(tmp_path / "c", langs=("cc",), train_docs=8, val_docs=1, seed=3)
+    base = FinetuneConfig(init=str(ckpt), data=str(C), replay_data=str(P), lora_rank=4, token_budget=8 * 128,
+                          log_every=1, **TINY)
+    finetune.run(dataclasses.replace(base, out_dir=str(tmp_path / "whole"), max_steps=6), progress=False)
+    finetune.run(dataclasses.replace(base, out_dir=str(tmp_path / "part"), max_steps=3), progress=False)
+    finetune.run(dataclasses.replace(base, out_dir=str(tmp_path / "part"), max_steps=6, resume=True), progress=False)
+    logs = [[json.loads(x)["loss"] for x in (tmp_path / d / "train_log.jsonl").read_text().splitlines()]
+            for d in ("whole", "part")]
+    assert len(logs[0]) == 6 and logs[0] == logs[1]
