@@ -16,33 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines.binidx import is_prime, magic_prime
 
 # RWKV-LM asserts 0.9 < p / (tokens // ctx_len) <= 1: at most 10% of the windows are never visited.
 MIN_PRIME_FILL = 0.9
-
-
-def is_prime(n: int) -> bool:
-    """Deterministic Miller-Rabin for n < 3.3e24 (fixed witness set), exact for every int64."""
-    if n < 2:
-        return False
-    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
-    for q in small:
-        if n % q == 0:
-            return n == q
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for a in small:
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
 
 
 def compute_magic_prime(n_tokens: int, ctx_len: int) -> int:
@@ -51,14 +28,11 @@ def compute_magic_prime(n_tokens: int, ctx_len: int) -> int:
     Raises:
         ConfigError: the data holds fewer than about 3 windows of ``ctx_len + 1`` tokens.
     """
-    slots = n_tokens // ctx_len - 1
-    p = slots
-    while p >= 2:
-        if p % 3 == 2 and is_prime(p):
-            return p
-        p -= 1
-    raise ConfigError(f"{n_tokens} tokens hold too few ctx_len={ctx_len} windows for magic_prime sampling; "
-                      f"lower ctx_len or add data")
+    p = magic_prime(n_tokens, ctx_len)["magic_prime"]
+    if p is None:
+        raise ConfigError(f"{n_tokens} tokens hold too few ctx_len={ctx_len} windows for magic_prime sampling; "
+                          f"lower ctx_len or add data")
+    return int(p)  # type: ignore[call-overload]
 
 
 def check_magic_prime(p: int, n_tokens: int, ctx_len: int, strict: bool = True) -> None:
