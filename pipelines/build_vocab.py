@@ -15,34 +15,43 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rwkv_data.pipelines.readers import iter_documents
-from rwkv_data.tokenizer import Vocab, read_vocab, world_vocab_path, write_vocab
 from tqdm import tqdm
 
 from rwkv_data.config import VocabConfig, to_dict
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines.readers import iter_documents
+from rwkv_data.tokenizer import Vocab, read_vocab, world_vocab_path, write_vocab
 
 log = logging.getLogger(__name__)
 
 
-class _Corpus:
-    """Streams ``(text, lang)`` pairs from the inputs, fingerprinting them on the way."""
+Exclude = Callable[[bytes, str], bool]  # (UTF-8 text, language) -> leave the document out
 
-    def __init__(self, cfg: VocabConfig) -> None:
+
+class _Corpus:
+    """Streams ``(text, lang)`` pairs from the inputs, fingerprinting them on the way; documents for which
+    ``exclude`` holds are left out (and counted per language)."""
+
+    def __init__(self, cfg: VocabConfig, exclude: Exclude | None = None) -> None:
         if not cfg.inputs:
             raise ConfigError("no inputs: pass corpus files or folders (jsonl[.zst], parquet, ...) with a lang field")
         self.cfg = cfg
+        self.exclude = exclude
         self.sha = hashlib.sha256()
         self.docs: Counter[str] = Counter()
         self.chars: Counter[str] = Counter()
+        self.excluded: Counter[str] = Counter()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         bar = tqdm(desc="reading", unit=" docs", leave=False, dynamic_ncols=True)
         for doc in iter_documents(self.cfg.inputs):
+            if self.exclude is not None and self.exclude(doc.data or doc.text.encode("utf-8"), doc.lang):
+                self.excluded[doc.lang] += 1
+                continue
             self.sha.update(f"{doc.lang}\0{len(doc.text)}\0".encode())
             self.sha.update(doc.text.encode("utf-8", "surrogatepass"))
             self.docs[doc.lang] += 1
@@ -60,7 +69,9 @@ class _Corpus:
         return {"sha256": self.sha.hexdigest(), "documents": sum(self.docs.values()),
                 "characters": sum(self.chars.values()), "files": files,
                 "per_language": {k: {"documents": self.docs[k], "characters": self.chars[k]}
-                                 for k in sorted(self.docs)}}
+                                 for k in sorted(self.docs)},
+                **({"excluded": {"documents": sum(self.excluded.values()), "per_language": dict(sorted(
+                    self.excluded.items()))}} if self.exclude is not None else {})}
 
 
 class _Bar:
@@ -94,15 +105,19 @@ def _threads(cfg: VocabConfig) -> None:
         os.environ.setdefault("RAYON_NUM_THREADS", str(cfg.threads))
 
 
-def run(cfg: VocabConfig) -> dict[str, Any]:
-    """Train a vocabulary; writes ``cfg.output`` and ``<output>.meta.json``; returns a summary."""
+def run(cfg: VocabConfig, exclude: Exclude | None = None) -> dict[str, Any]:
+    """Train a vocabulary; writes ``cfg.output`` and ``<output>.meta.json``; returns a summary.
+
+    ``exclude(utf8_text, lang)`` leaves documents out of training (``rwkv-data run``: the shard job's validation
+    documents); the meta's ``corpus`` fingerprints only the documents trained on and counts the excluded ones.
+    """
     from rwkv_data.tokenizer.vocab_train import check_config, train_vocab
 
     check_config(cfg)
     _threads(cfg)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    corpus = _Corpus(cfg)
+    corpus = _Corpus(cfg, exclude)
     t0 = time.perf_counter()
     bar = _Bar(_steps(cfg), "vocab train")
     try:
@@ -118,7 +133,9 @@ def run(cfg: VocabConfig) -> dict[str, Any]:
     langs = result.stats["languages"]
     return {"output": str(out), "meta": str(out.with_name(out.name + ".meta.json")), "tokens": len(vocab),
             "sha256": vocab.sha256, "languages": len(langs), "seconds": meta["seconds"],
-            "worst_parity_proxy": max((v.get("parity_proxy", 0), k) for k, v in langs.items())}
+            "worst_parity_proxy": max((v.get("parity_proxy", 0), k) for k, v in langs.items()),
+            "documents": meta["corpus"]["documents"],
+            **({"excluded": meta["corpus"]["excluded"]} if exclude is not None else {})}
 
 
 def run_extend(cfg: VocabConfig) -> dict[str, Any]:

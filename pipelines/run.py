@@ -2,7 +2,7 @@
 
 Stages, in order, each in its own subfolder of the run folder::
 
-    vocab/     vocab.txt (+ .meta.json)               pipelines/build_vocab.py   (greedy-longest-match vocab)
+    vocab/     vocab.txt (+ .meta.json)               pipelines/build_vocab.py   (on the shard's training split)
     shard/     data.bin/.idx, data_val.*, *.meta.json  pipelines/shard.py         (validation split by content hash)
     train/     rwkv-final.pth, train_log.jsonl          pipelines/train.py         (tiny RWKV-7, GPU when there is one)
     evaluate/  eval.json, eval.csv                      pipelines/evaluate.py      (bits per byte per language)
@@ -227,6 +227,8 @@ def _set_threads(threads: int) -> None:
 
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """Run every stage not finished or skipped; returns the per-language table, statuses and written files."""
+    from rwkv_data.pipelines.shard import SPLIT_OPTIONS, validation_split_of
+
     t_start = time.perf_counter()
     out = Path(cfg.out or "runs/demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -235,15 +237,17 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     _write_json(out / "run.json", to_dict(cfg))
     stages: dict[str, Stage] = {}
 
-    # 1. vocabulary
+    # 1. vocabulary, trained without the documents the shard stage holds out for validation
     vcfg = dataclasses.replace(cfg.vocab, inputs=cfg.vocab.inputs or inputs, output=str(out / "vocab" / "vocab.txt"),
                                threads=cfg.vocab.threads or cfg.threads)
-    st = stages["vocab"] = Stage(cfg, "vocab", out, vcfg, [_fingerprint(vcfg.inputs)])
+    split_cfg = dataclasses.replace(cfg.shard, inputs=cfg.shard.inputs or inputs)  # its P_val is left out
+    split_key = [_fingerprint(split_cfg.inputs), *(repr(getattr(split_cfg, k)) for k in SPLIT_OPTIONS)]
+    st = stages["vocab"] = Stage(cfg, "vocab", out, vcfg, [_fingerprint(vcfg.inputs), *split_key])
 
     def vocab_job() -> tuple[dict[str, Any], dict[str, str]]:
         from rwkv_data.pipelines import build_vocab
 
-        s = build_vocab.run(vcfg)
+        s = build_vocab.run(vcfg, exclude=validation_split_of(split_cfg).is_validation)  # stats: "excluded"
         return s, {"vocab": s["output"], "meta": s["meta"]}
 
     vocab = st.outputs["vocab"] if st.run(vocab_job) else ""

@@ -26,13 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rwkv_data.pipelines.binidx import dtype_for_max_id, magic_prime, rwkv_train_args
-from rwkv_data.pipelines.readers import ReadOptions, expand_inputs
-from rwkv_data.pipelines.shard_merge import MergePlan, PartRef, distribute, lang_weights, val_cutoffs, write_split
-from rwkv_data.pipelines.shard_parts import PartTask, build_part, is_done, load_summary, part_key
 
 from rwkv_data.config import ShardConfig, to_dict
 from rwkv_data.errors import ConfigError, InputFormatError
+from rwkv_data.pipelines.binidx import dtype_for_max_id, magic_prime, rwkv_train_args
+from rwkv_data.pipelines.readers import ReadOptions, ReadStats, expand_inputs, iter_unit
+from rwkv_data.pipelines.shard_merge import (
+    MergePlan,
+    PartRef,
+    ValidationSplit,
+    distribute,
+    lang_weights,
+    val_cutoffs,
+    val_threshold,
+    validation_split,
+    write_split,
+)
+from rwkv_data.pipelines.shard_parts import PartTask, build_part, is_done, load_summary, part_key
 
 log = logging.getLogger(__name__)
 FORMAT = "rwkv-data-binidx"
@@ -70,6 +80,33 @@ def check_config(cfg: ShardConfig) -> None:
         raise ConfigError("val_min_docs must be >= 0, ctx_lens and bucket_docs > 0")
     if any(not isinstance(v, int) or v < 0 for v in cfg.lang_budgets.values()):
         raise ConfigError(f"lang_budgets must map languages to token counts >= 0: {cfg.lang_budgets}")
+
+
+SPLIT_OPTIONS = ("val_fraction", "val_min_docs", "text_field", "lang_field", "lang", "split_paragraphs", "hf_split",
+                 "on_error")  # with the inputs, what decides the validation split
+
+
+def read_options(cfg: ShardConfig) -> ReadOptions:
+    """How the shard job turns records into documents."""
+    return ReadOptions(cfg.text_field, cfg.lang_field, cfg.lang or None, cfg.on_error,  # type: ignore[arg-type]
+                       cfg.split_paragraphs, cfg.hf_split)
+
+
+def validation_split_of(cfg: ShardConfig) -> ValidationSplit:
+    """The validation split the shard job makes of ``cfg.inputs`` (``val_fraction``, ``val_min_docs``), without
+    tokenizing: reads the documents as the job does and applies the same rule (shard_merge.validation_split).
+
+    ``split.is_validation(text, lang)`` then tells whether a document lands in ``P_val``; other jobs use it to
+    keep held-out documents out of what they fit (``rwkv-data run`` trains its vocabulary on the rest).
+    """
+    check_config(cfg)
+    opts = read_options(cfg)
+    units = expand_inputs(list(cfg.inputs), opts)
+    if not units:
+        raise InputFormatError(f"no readable input among {list(cfg.inputs)}")
+    stats = ReadStats()
+    docs = ((d.data if d.data is not None else d.text, d.lang) for u in units for d in iter_unit(u, opts, stats))
+    return validation_split(docs, cfg.val_fraction, cfg.val_min_docs)
 
 
 class _Bar:
@@ -156,8 +193,7 @@ def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     check_config(cfg)
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg)
     dtype = dtype_for_max_id(tok.vocab_size - 1)
-    opts = ReadOptions(cfg.text_field, cfg.lang_field, cfg.lang or None, cfg.on_error,  # type: ignore[arg-type]
-                       cfg.split_paragraphs, cfg.hf_split)
+    opts = read_options(cfg)
     units = expand_inputs(list(cfg.inputs), opts)
     if not units:
         raise InputFormatError(f"no readable input among {list(cfg.inputs)}")
@@ -209,8 +245,9 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     for old in (f"{cfg.output}.meta.json", f"{cfg.output}_val.meta.json"):  # no meta = not finished
         Path(old).unlink(missing_ok=True)
     n_docs, cutoff, has = val_cutoffs(parts, len(langs), cfg.val_min_docs)
-    threshold = min(int(cfg.val_fraction * 2.0**64), 2**64 - 1)
-    plan = MergePlan(parts, langs, threshold, cutoff, has, np.ones(len(langs)), cfg.seed, cfg.bucket_docs)
+    threshold = val_threshold(cfg.val_fraction)
+    split = ValidationSplit(tuple(langs), n_docs, threshold, cutoff, has)
+    plan = MergePlan(parts, langs, split, np.ones(len(langs)), cfg.seed, cfg.bucket_docs)
     n_val_max = int(n_docs.sum())
     val_total, val_counts, val_bits = distribute(plan, merge_dir, "val", int(cfg.val_fraction * n_val_max) + 1)
     source = _source_table(summaries, langs)

@@ -21,16 +21,16 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rwkv_data.pipelines.binidx import BinidxWriter
-from rwkv_data.pipelines.shard_parts import DOC_RECORD
 
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines.binidx import BinidxWriter
+from rwkv_data.pipelines.shard_parts import DOC_RECORD, doc_key
 
 CHUNK_DOCS = 1 << 20  # .docs records read per step
 REC = np.dtype([("r", "<u8"), ("off", "<u8"), ("part", "<u4"), ("ntok", "<u4"), ("lang", "<u2")])
@@ -85,23 +85,33 @@ def iter_docs(part: PartRef) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
             start += rec.size
 
 
+def val_threshold(fraction: float) -> int:
+    """The key below which every document is validation: ``fraction * 2**64`` (capped at ``2**64 - 1``)."""
+    return min(int(fraction * 2.0**64), 2**64 - 1)
+
+
 def val_mask(rec: np.ndarray, glang: np.ndarray, threshold: int, cutoff: np.ndarray, has: np.ndarray) -> np.ndarray:
-    """True where a document belongs to the validation split."""
+    """True where a document belongs to the validation split (``rec`` needs a ``key`` field)."""
     return (rec["key"] < np.uint64(threshold)) | (has[glang] & (rec["key"] <= cutoff[glang]))
 
 
-def val_cutoffs(parts: list[PartRef], n_langs: int, min_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per language: document count, the key at or below which its ``k`` smallest lie
-    (k = min(min_docs, docs // 2)), and whether that cutoff applies (k > 0)."""
-    best = [np.zeros(0, np.uint64) for _ in range(n_langs)]
-    counts = np.zeros(n_langs, np.int64)
-    for part in parts:
-        for _, rec, glang in iter_docs(part):
-            counts += np.bincount(glang, minlength=n_langs)
-            if min_docs <= 0:
-                continue
-            for lg in np.unique(glang):
-                best[lg] = np.sort(np.concatenate([best[lg], rec["key"][glang == lg]]))[:min_docs]
+def cutoffs_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_langs: int,
+               min_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per language, from ``(keys, global language)`` chunks: document count, the key at or below which its
+    ``k`` smallest lie (k = min(min_docs, docs // 2)), and whether that cutoff applies (k > 0).
+
+    ``n_langs`` is the least number of languages; a larger language index in a chunk adds languages."""
+    best: list[np.ndarray] = []
+    counts = np.zeros(0, np.int64)
+    for keys, glang in chunks:
+        n_langs = max(n_langs, int(glang.max()) + 1 if glang.size else 0)
+        counts = np.pad(counts, (0, n_langs - counts.size)) + np.bincount(glang, minlength=n_langs)
+        if min_docs <= 0:
+            continue
+        best += [np.zeros(0, np.uint64)] * (n_langs - len(best))
+        for lg in np.unique(glang):
+            best[lg] = np.sort(np.concatenate([best[lg], keys[glang == lg]]))[:min_docs]
+    counts = np.pad(counts, (0, n_langs - counts.size))
     cutoff = np.zeros(n_langs, np.uint64)
     has = np.zeros(n_langs, bool)
     for lg in range(n_langs):
@@ -109,6 +119,65 @@ def val_cutoffs(parts: list[PartRef], n_langs: int, min_docs: int) -> tuple[np.n
         if k > 0:
             cutoff[lg], has[lg] = best[lg][k - 1], True
     return counts, cutoff, has
+
+
+def val_cutoffs(parts: list[PartRef], n_langs: int, min_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cutoffs_of` over the documents of finished parts."""
+    return cutoffs_of(((rec["key"], glang) for part in parts for _, rec, glang in iter_docs(part)), n_langs, min_docs)
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """The validation rule applied to one corpus (module docstring, point 1): which documents go to ``P_val``.
+
+    Built by the shard merge from its parts and by :func:`validation_split` from documents, both with
+    :func:`cutoffs_of` and :func:`val_threshold`, and applied with :func:`val_mask`: they agree on every document.
+    """
+
+    langs: tuple[str, ...]  # index = global language
+    documents: np.ndarray  # per language
+    threshold: int
+    cutoff: np.ndarray  # per language: the key of its min_docs-th smallest document ...
+    has_cutoff: np.ndarray  # ... when the per-language minimum applies
+
+    def mask(self, rec: np.ndarray, glang: np.ndarray) -> np.ndarray:
+        """True where a record (``key`` field) of global language ``glang`` is a validation document."""
+        return val_mask(rec, glang, self.threshold, self.cutoff, self.has_cutoff)
+
+    def is_validation(self, text: str | bytes, lang: str) -> bool:
+        """Whether the shard job puts this document (its text, or the text's UTF-8 bytes) in ``P_val``.
+
+        Exact for the documents of the corpus the split was made from; for other text it applies the same
+        rule (a language absent from that corpus has no per-language minimum, only the hash fraction).
+        """
+        rec = np.zeros(1, [("key", "<u8")])
+        rec["key"] = doc_key(text.encode("utf-8") if isinstance(text, str) else text)
+        if lang not in self.langs:
+            return bool(rec["key"][0] < np.uint64(self.threshold))
+        return bool(self.mask(rec, np.array([self.langs.index(lang)]))[0])
+
+
+def validation_split(docs: Iterable[tuple[str | bytes, str]], fraction: float, min_docs: int) -> ValidationSplit:
+    """The shard job's validation split of ``(text, language)`` documents (text as str or its UTF-8 bytes).
+
+    Streams: only each language's ``min_docs`` smallest keys are kept.
+    """
+    index: dict[str, int] = {}
+
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        keys: list[int] = []
+        langs: list[int] = []
+        for text, lang in docs:
+            keys.append(doc_key(text.encode("utf-8") if isinstance(text, str) else text))
+            langs.append(index.setdefault(lang, len(index)))
+            if len(keys) >= CHUNK_DOCS:
+                yield np.array(keys, np.uint64), np.array(langs, np.int64)
+                keys, langs = [], []
+        if keys:
+            yield np.array(keys, np.uint64), np.array(langs, np.int64)
+
+    counts, cutoff, has = cutoffs_of(chunks(), 0, min_docs)
+    return ValidationSplit(tuple(index), counts, val_threshold(fraction), cutoff, has)
 
 
 def lang_weights(train_tokens: dict[str, int], budgets: dict[str, int], temperature: float) -> dict[str, float]:
@@ -145,9 +214,7 @@ class MergePlan:
 
     parts: list[PartRef]
     langs: list[str]
-    threshold: int
-    cutoff: np.ndarray
-    has_cutoff: np.ndarray
+    split: ValidationSplit
     weights: np.ndarray  # per global language
     seed: int
     bucket_docs: int
@@ -176,7 +243,7 @@ def distribute(plan: MergePlan, work: Path, split: str, expected: int) -> tuple[
     for part in plan.parts:
         off_base = 0
         for start, rec, glang in iter_docs(part):
-            isval = val_mask(rec, glang, plan.threshold, plan.cutoff, plan.has_cutoff)
+            isval = plan.split.mask(rec, glang)
             offs = off_base + np.cumsum(rec["ntok"].astype(np.uint64)) - rec["ntok"]
             off_base += int(rec["ntok"].astype(np.int64).sum())
             if split == "val":

@@ -10,6 +10,7 @@ Run: pytest tests/pipelines/test_run.py
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -19,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rwkv_data.pipelines.run import STAGES, load_run_config
 
 from rwkv_data.cli import main
 from rwkv_data.config import RunConfig
-from rwkv_data.demo import LANGUAGE_NAMES
+from rwkv_data.demo import LANGUAGE_NAMES, demo_corpus_path
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines.binidx import BinidxReader
+from rwkv_data.pipelines.readers import iter_documents
+from rwkv_data.pipelines.run import STAGES, load_run_config
+from rwkv_data.tokenizer import TrieTokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,6 +97,29 @@ def test_every_stage_writes_its_outputs(first_run: tuple[Path, dict[str, Any]]) 
     assert json.loads((out / "shard" / "config.json").read_text())["vocab"].endswith("vocab/vocab.txt")
     assert json.loads((out / "evaluate" / "config.json").read_text())["vocab"].endswith("vocab/vocab.txt")
     assert set(result["audit_summary"]) == {"ours", "World"}
+
+
+def test_vocab_never_sees_the_validation_documents(first_run: tuple[Path, dict[str, Any]]) -> None:
+    """Held-out text is held out from every stage: the vocabulary is trained on exactly the demo documents that
+    are not in the validation shard (decoded from data_val.bin), and its stats count the ones left out."""
+    out = first_run[0]
+    val = BinidxReader(out / "shard" / "data_val")
+    tok = TrieTokenizer.from_file(out / "vocab" / "vocab.txt")
+    val_texts = {tok.decode(val[i][:-1].tolist()) for i in range(len(val))}
+    corpus = list(iter_documents(demo_corpus_path()))
+    assert len(val_texts) == len(val) and val_texts <= {d.text for d in corpus}
+    sha = hashlib.sha256()  # build_vocab's corpus fingerprint: every document it trained on, in order
+    for d in corpus:
+        if d.text not in val_texts:
+            sha.update(f"{d.lang}\0{len(d.text)}\0".encode())
+            sha.update(d.text.encode("utf-8"))
+    meta = json.loads((out / "vocab" / "vocab.txt.meta.json").read_text(encoding="utf-8"))
+    assert meta["corpus"]["sha256"] == sha.hexdigest()
+    assert meta["corpus"]["documents"] == len(corpus) - len(val)
+    excluded = json.loads((out / "vocab" / "stats.json").read_text(encoding="utf-8"))["excluded"]
+    shard_val = json.loads((out / "shard" / "data_val.meta.json").read_text(encoding="utf-8"))["per_language"]
+    assert excluded["per_language"] == {lg: c["documents"] for lg, c in shard_val.items()}
+    assert excluded["documents"] == len(val) >= 2 * len(LANGUAGE_NAMES)
 
 
 def test_table_covers_every_demo_language(first_run: tuple[Path, dict[str, Any]]) -> None:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rwkv_data.pipelines.shard import run
-from rwkv_data.tokenizer import TrieTokenizer
 from shard_testlib import output_bytes, rwkv_windows, spec_read, write_corpus, write_vocab
 
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import ConfigError, InputFormatError
+from rwkv_data.pipelines.shard import run, validation_split_of
+from rwkv_data.pipelines.shard_parts import doc_key
+from rwkv_data.tokenizer import TrieTokenizer
 
 
 def _cfg(inputs: list[Path], out: Path, vocab: Path, **kw: object) -> ShardConfig:
@@ -109,6 +110,23 @@ def test_validation_split_per_language(corpus, baseline) -> None:
     tok = TrieTokenizer.from_file(vocab)
     val_texts = set(_decode_all(Path(f"{prefix}_val"), tok))
     assert (docs[3]["text"] in val_texts) == (docs[7]["text"] in val_texts)
+
+
+def test_validation_split_of_names_the_jobs_validation_documents(corpus, baseline) -> None:
+    """``validation_split_of`` (what ``rwkv-data run`` keeps out of the vocabulary) applies the job's rule:
+    it flags exactly the documents found in P_val, per language as the meta counts them, with both the hash
+    fraction and the per-language minimum at work."""
+    inputs, docs, vocab = corpus
+    prefix, metas = baseline
+    split = validation_split_of(_cfg(inputs, prefix, vocab))
+    val_texts = Counter(_decode_all(Path(f"{prefix}_val"), TrieTokenizer.from_file(vocab)))
+    flagged = [d for d in docs if split.is_validation(d["text"], d.get("lang") or "und")]
+    assert Counter(d["text"] for d in flagged) == val_texts
+    per_lang = Counter(d.get("lang") or "und" for d in flagged)
+    assert {lg: c["documents"] for lg, c in metas["val"]["per_language"].items() if c["documents"]} == per_lang
+    assert any(split.is_validation(d["text"].encode(), d.get("lang") or "und") and doc_key(d["text"].encode())
+               < split.threshold for d in docs), "some documents go to validation by the hash fraction"
+    assert split.has_cutoff.any(), "and some by the per-language minimum"
 
 
 def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
