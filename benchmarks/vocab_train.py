@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import zstandard
-from rwkv_data.pipelines import metrics
-from rwkv_data.tokenizer import TrieTokenizer, read_vocab, world_vocab_path
 
 from rwkv_data.config import VocabConfig
+from rwkv_data.pipelines import metrics
+from rwkv_data.tokenizer import TrieTokenizer, read_vocab, world_vocab_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 # Which UDHR translation stands for a mono language when several match (modern orthography, main variety).

@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from rwkv_data.config import VocabConfig
+from rwkv_data.errors import ConfigError
 from rwkv_data.tokenizer.vocab import Vocab
 from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_select import select_tokens
 from rwkv_data.tokenizer.vocab_train import Progress, candidate_pool, check_config, sample_corpus
-
-from rwkv_data.config import VocabConfig
-from rwkv_data.errors import ConfigError
 
 IDMAP_FORMAT = "rwkv-vocab-idmap"
 

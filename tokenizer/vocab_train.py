@@ -33,11 +33,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
-from rwkv_data.tokenizer.vocab_chars import required_chars
-
 from rwkv_data.config import VocabConfig
 from rwkv_data.errors import ConfigError
+from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
+from rwkv_data.tokenizer.vocab_chars import required_chars
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,8 @@ def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str
         if not keep or lang in keep:
             by_lang[lang].extend(_chunks(text))
     if not by_lang:
-        raise ValueError("no documents to train on" + (f" in languages {sorted(keep)}" if keep else ""))
+        raise ConfigError("no documents to train on" + (f" in languages {sorted(keep)}: check --languages against "
+                                                         "the corpus's language field" if keep else ""))
     held: dict[str, list[str]] = {}
     pool: dict[str, list[str]] = {}
     for lang in sorted(by_lang):
@@ -129,7 +129,7 @@ def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str
         while k < len(chunks) - 1 and got + len(chunks[k]) <= limit:
             got += len(chunks[k])
             k += 1
-        if k == 0 and len(chunks) > 1:
+        if k == 0 and len(chunks) > 1 and cfg.heldout_fraction > 0:
             k = 1  # every language gets some held-out text to be scored on
         held[lang], pool[lang] = chunks[:k], chunks[k:]
     sizes = {lang: sum(map(len, c)) for lang, c in pool.items()}

@@ -14,10 +14,10 @@ import random
 from pathlib import Path
 
 import pytest
-from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, write_vocab
-from rwkv_data.tokenizer.vocab_extend import IDMAP_FORMAT, build_idmap, extend_vocab
 
 from rwkv_data.config import VocabConfig
+from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, write_vocab
+from rwkv_data.tokenizer.vocab_extend import IDMAP_FORMAT, build_idmap, extend_vocab
 
 AM = "የሰው ልጅ ሁሉ ሲወለድ ነጻና በክብርና በመብትም እኩልነት ያለው ነው".split()
 TA = "மனிதர் அனைவரும் சுதந்திரமாகவே பிறக்கின்றனர் உரிமைகளிலும் சமமானவர்கள்".split()

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rwkv_data.config import VocabConfig
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, write_vocab
 from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
 from rwkv_data.tokenizer.vocab_select import variant_key
 from rwkv_data.tokenizer.vocab_train import _budgets, sample_corpus, train_vocab
-
-from rwkv_data.config import VocabConfig
 
 WORDS = {
     "en": "the people of the world have rights and freedoms everyone shall be equal before the law".split(),
@@ -201,10 +201,9 @@ def test_cli_vocab_train(tmp_path: Path, corpus: list[tuple[str, str]]) -> None:
 
 
 def test_bad_settings_fail_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rwkv_data.tokenizer.vocab_train import check_config
-
     from rwkv_data.cli import main
     from rwkv_data.errors import ConfigError
+    from rwkv_data.tokenizer.vocab_train import check_config
 
     def never() -> Any:
         raise AssertionError("the corpus must not be read")
