@@ -175,6 +175,9 @@ def main() -> None:
     gini_o, gini_w = (metrics.gini([v["tokens"] for v in ev.values()]) for ev in (ev_o, ev_w))
     print(f"(all {len(texts)} languages: ours {tot_o:,} tokens, World {tot_w:,} ({tot_o / tot_w:.3f}x); Gini of "
           f"per-language tokens: ours {gini_o:.3f}, World {gini_w:.3f})")
+    vo, vw = metrics.variant_share(ours.vocab.tokens), metrics.variant_share(world.vocab.tokens)
+    print(f"(case/leading-space variant entries: ours {vo['variants']:,} = {vo['share']:.1%} of the vocab, World "
+          f"{vw['variants']:,} = {vw['share']:.1%})")
     if "greedy_gap_max" in so:
         print(f"(greedy gap, worst language: ours {so['greedy_gap_lang']} {so['greedy_gap_max']:.4f}, World "
               f"{sw['greedy_gap_lang']} {sw['greedy_gap_max']:.4f})")
