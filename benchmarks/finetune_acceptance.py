@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import torch
-from rwkv_data.pipelines import evaluate, finetune, modelio, shard, train
-from rwkv_data.tokenizer.vocab import Vocab, write_vocab
 
 from rwkv_data.config import FinetuneConfig, ShardConfig, TrainConfig
+from rwkv_data.pipelines import evaluate, finetune, modelio, shard, train
+from rwkv_data.tokenizer.vocab import Vocab, write_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "mono"

@@ -121,6 +121,7 @@ def baseline_speed(files: list[Path], subset: int, out: Path) -> tuple[float, fl
     import numpy as np
     import zstandard
     from rwkv.rwkv_tokenizer import TRIE_TOKENIZER
+
     from rwkv_data.tokenizer import world_vocab_path
 
     lines = []

@@ -111,6 +111,7 @@ def main() -> None:
 
     import pyrwkv_tokenizer
     from rwkv.rwkv_tokenizer import TRIE_TOKENIZER
+
     from rwkv_data.tokenizer import TrieTokenizer, world_vocab_path
     from rwkv_data.tokenizer.cores import default_threads
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rwkv_data.pipelines import evaluate, modelio, train
-from rwkv_data.pipelines.binidx import BinidxWriter
 
 from rwkv_data.config import TrainConfig
+from rwkv_data.pipelines import evaluate, modelio, train
+from rwkv_data.pipelines.binidx import BinidxWriter
 
 
 def bench(vocab_size: int, steps: int, ctx_len: int, micro_bsz: int, work: Path) -> dict[str, float]:

@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernels"))
+from wkv7_cases import make_inputs  # noqa: E402
+
 from rwkv_data.kernels import wkv7_chunked, wkv7_ref  # noqa: E402
 from rwkv_data.model import RWKV7, RWKV7Config  # noqa: E402
-from wkv7_cases import make_inputs  # noqa: E402
 
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:

@@ -33,11 +33,11 @@ except ImportError:  # not installed (a bare GPU machine): map the two folders n
     _pkg.__path__ = [str(ROOT / "rwkv_data"), str(ROOT)]  # rwkv_data.errors, rwkv_data.kernels -> ROOT/kernels
     sys.modules["rwkv_data"] = _pkg
 
-from rwkv_data.kernels import wkv7, wkv7_ref  # noqa: E402
-from rwkv_data.kernels.cuda import load_extension  # noqa: E402
 from wkv7_cases import make_inputs, report, run_with_grads  # noqa: E402
 
 from rwkv_data.errors import KernelUnavailable  # noqa: E402
+from rwkv_data.kernels import wkv7, wkv7_ref  # noqa: E402
+from rwkv_data.kernels.cuda import load_extension  # noqa: E402
 
 TOL = {torch.float32: 2e-5, torch.bfloat16: 2e-2}
 DT_NAME = {torch.float32: "fp32", torch.bfloat16: "bf16"}

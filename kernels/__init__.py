@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import torch
+
 from rwkv_data.kernels.chunked import wkv7_chunked
 from rwkv_data.kernels.reference import wkv7_ref
 

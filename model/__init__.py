@@ -13,6 +13,7 @@ Public API: :class:`RWKV7` (``forward(tokens, state=None, return_state=False)``,
 from __future__ import annotations
 
 import torch  # noqa: F401  (for the doctest above)
+
 from rwkv_data.model.checkpoint import load_checkpoint, save_checkpoint
 from rwkv_data.model.config import RWKV7Config
 from rwkv_data.model.rwkv7 import RWKV7, RWKV7State

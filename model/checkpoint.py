@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rwkv_data.model.config import RWKV7Config
-from rwkv_data.model.rwkv7 import RWKV7
 
 from rwkv_data.errors import CheckpointError
+from rwkv_data.model.config import RWKV7Config
+from rwkv_data.model.rwkv7 import RWKV7
 
 FORMAT = "rwkv-x070"
 # Official World checkpoints lack these (layer 0 has no value residual); train_temp writes them unused.

@@ -13,9 +13,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from rwkv_data.kernels import wkv7
 from rwkv_data.model.config import RWKV7Config
-from torch import nn
 
 # d = exp(-exp(-0.5) * sigmoid(w_raw)) = exp(-exp(w)) with w = -softplus(-w_raw) - 0.5: the decay stays in
 # (0.545, 1), which bounds the chunked form's exponents and the error of backstepping kernels (WKV7.md).

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rwkv_data.pipelines import metrics as M
-from rwkv_data.pipelines.audit_data import AuditCorpus, load_corpus
-from rwkv_data.pipelines.tokenizer_adapters import TokenizerAdapter, load_tokenizer
 
 from rwkv_data.config import AuditConfig, to_dict
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines import metrics as M
+from rwkv_data.pipelines.audit_data import AuditCorpus, load_corpus
+from rwkv_data.pipelines.tokenizer_adapters import TokenizerAdapter, load_tokenizer
 
 log = logging.getLogger(__name__)
 CI_METRICS = {  # per-language metrics with intervals: name -> (numerator field, denominator field)

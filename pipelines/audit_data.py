@@ -17,9 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rwkv_data.pipelines.metrics import dominant_script
-
 from rwkv_data.errors import DependencyMissing, InputFormatError
+from rwkv_data.pipelines.metrics import dominant_script
 
 UNIT_FIELDS = ("articles", "sentences", "units")
 

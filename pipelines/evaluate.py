@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from rwkv_data.pipelines import modelio
 
 from rwkv_data.config import EvalConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
+from rwkv_data.pipelines import modelio
 
 log = logging.getLogger(__name__)
 

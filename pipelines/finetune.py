@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rwkv_data.pipelines import modelio
-from rwkv_data.pipelines.train import MixedSource, WindowSource, atomic_write_text, fit
 from torch.nn.utils import parametrize
 
 from rwkv_data.config import FinetuneConfig, to_dict
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines import modelio
+from rwkv_data.pipelines.train import MixedSource, WindowSource, atomic_write_text, fit
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
 from torch.nn.utils import parametrize
 
 from rwkv_data.errors import ConfigError
+from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rwkv_data.pipelines.streams import Corrupt, Truncated, fast_json_object, open_chunks
-
 from rwkv_data.errors import DependencyMissing, InputFormatError
+from rwkv_data.pipelines.streams import Corrupt, Truncated, fast_json_object, open_chunks
 
 OnError = Literal["raise", "skip"]
 TEXT_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.zstd", ".jsonl.gz", ".txt", ".txt.zst", ".txt.gz")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rwkv_data.pipelines.readers import ReadOptions, ReadStats, Unit, iter_unit
 
 PART_FORMAT = 1

@@ -18,10 +18,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rwkv_data.pipelines.shard_parts import PartTask, build_part, is_done
-
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import ConfigError, DependencyMissing, RwkvDataError
+from rwkv_data.pipelines.shard_parts import PartTask, build_part, is_done
 
 log = logging.getLogger(__name__)
 

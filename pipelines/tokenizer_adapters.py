@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from rwkv_data.pipelines.metrics import char_byte_offsets, fallback_mask
 
 from rwkv_data.errors import ConfigError, DependencyMissing
+from rwkv_data.pipelines.metrics import char_byte_offsets, fallback_mask
 
 # Split patterns of the public tiktoken encodings (from tiktoken_ext/openai_public.py), so a local .tiktoken
 # file can be used without the package's download helpers.

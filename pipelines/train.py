@@ -27,13 +27,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from rwkv_data.config import TrainConfig, to_dict
+from rwkv_data.errors import CheckpointError, ConfigError
 from rwkv_data.pipelines import distributed, modelio
 from rwkv_data.pipelines.evaluate import read_meta
 from rwkv_data.pipelines.optim import lm_loss, lr_at, make_optimizer, set_lr
 from rwkv_data.pipelines.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime
-
-from rwkv_data.config import TrainConfig, to_dict
-from rwkv_data.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 

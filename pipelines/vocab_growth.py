@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from rwkv_data.tokenizer import TrieTokenizer
-from rwkv_data.tokenizer.vocab import Vocab, read_vocab
 
 from rwkv_data.errors import ConfigError, VocabFormatError
+from rwkv_data.tokenizer import TrieTokenizer
+from rwkv_data.tokenizer.vocab import Vocab, read_vocab
 
 log = logging.getLogger(__name__)
 

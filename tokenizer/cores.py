@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from rwkv_data.tokenizer.reference import build_trie, decode_bytes_ref, encode_bytes_ref
-from rwkv_data.tokenizer.vocab import Vocab
 
 from rwkv_data.errors import DependencyMissing
+from rwkv_data.tokenizer.reference import build_trie, decode_bytes_ref, encode_bytes_ref
+from rwkv_data.tokenizer.vocab import Vocab
 
 log = logging.getLogger(__name__)
 _warned = False

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import regex
+
 from rwkv_data.tokenizer.literal import token_literal
 from rwkv_data.tokenizer.vocab import Vocab
 

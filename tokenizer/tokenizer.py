@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
 from rwkv_data.tokenizer.cores import Core, Doc, default_threads, dtype_for, load_core
 from rwkv_data.tokenizer.vocab import Vocab, read_vocab, world_vocab_path
 

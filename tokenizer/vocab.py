@@ -26,9 +26,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal, token_literal
-
 from rwkv_data.errors import DependencyMissing, VocabFormatError
+from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal, token_literal
 
 WORLD_VOCAB_FILE = "rwkv_vocab_v20230424.txt"
 JSON_FORMAT = "rwkv-vocab"

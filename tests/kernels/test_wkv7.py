@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-import rwkv_data.kernels as K
 import torch
-from rwkv_data.kernels import wkv7, wkv7_chunked, wkv7_ref
 from wkv7_cases import make_inputs, report, run_with_grads
 
+import rwkv_data.kernels as K
 from rwkv_data.errors import KernelUnavailable
+from rwkv_data.kernels import wkv7, wkv7_chunked, wkv7_ref
 
 TOL_FP32 = 3e-6
 TOL_FP64 = 1e-11

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from rwkv_data.kernels import cuda as kcuda
-from rwkv_data.kernels import wkv7, wkv7_ref
 from wkv7_cases import NAMES, make_inputs, report, run_with_grads
 
 from rwkv_data.errors import KernelUnavailable
+from rwkv_data.kernels import cuda as kcuda
+from rwkv_data.kernels import wkv7, wkv7_ref
 
 
 def find_nvcc() -> str | None:

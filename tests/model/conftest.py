@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rwkv7_tiny import perturbed  # noqa: E402
+
 from rwkv_data.model import RWKV7, RWKV7Config  # noqa: E402
 
 

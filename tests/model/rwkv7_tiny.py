@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import torch
+
 from rwkv_data.model import RWKV7, RWKV7Config
 
 

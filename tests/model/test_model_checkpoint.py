@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from rwkv7_tiny import perturbed
-from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
-from rwkv_data.model.checkpoint import infer_config
 
 from rwkv_data.errors import CheckpointError
+from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
+from rwkv_data.model.checkpoint import infer_config
 
 LAYER0_V = {"blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2"}
 TOKENS = torch.tensor([[0, 5, 17, 3, 96, 40, 2, 2, 11]])

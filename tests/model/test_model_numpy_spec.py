@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from numpy_rwkv7 import NumpyRWKV7
 from rwkv7_tiny import perturbed
+
 from rwkv_data.model import RWKV7Config
 
 

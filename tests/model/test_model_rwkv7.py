@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 from rwkv7_tiny import perturbed
+
 from rwkv_data.model import RWKV7, RWKV7Config, RWKV7State
 
 ATT_VECTORS = ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g", "w0", "a0", "v0", "k_k", "k_a"]

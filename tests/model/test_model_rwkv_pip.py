@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from rwkv7_tiny import perturbed
+
 from rwkv_data.model import RWKV7Config, save_checkpoint
 
 SCRIPT = r"""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from rwkv_data.pipelines.binidx import BinidxWriter
 from rwkv_data.tokenizer import TrieTokenizer
 from rwkv_data.tokenizer.vocab import Vocab, write_vocab

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audit_testlib import UDHR_1, write_vocab
+
+from rwkv_data.errors import ConfigError
 from rwkv_data.pipelines.tokenizer_adapters import (
     BytesAdapter,
     HFAdapter,
@@ -21,8 +23,6 @@ from rwkv_data.pipelines.tokenizer_adapters import (
     TrieAdapter,
     load_tokenizer,
 )
-
-from rwkv_data.errors import ConfigError
 
 TEXTS = list(UDHR_1.values()) + ["é€ 🤖", ""]
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 from audit_testlib import write_vocab
+
 from rwkv_data.pipelines import metrics as M
 from rwkv_data.pipelines.tokenizer_adapters import TrieAdapter
 

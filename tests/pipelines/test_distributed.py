@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 from model_fixtures import make_corpus
-from rwkv_data.pipelines import distributed, train
-from rwkv_data.pipelines.sampler import MagicPrimeSampler
 
 from rwkv_data.config import TrainConfig
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines import distributed, train
+from rwkv_data.pipelines.sampler import MagicPrimeSampler
 
 CTX = 4
 

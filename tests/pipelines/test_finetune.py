@@ -17,10 +17,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from model_fixtures import make_corpus, one_thread, synthetic_text, write_shard  # noqa: F401
-from rwkv_data.pipelines import evaluate, finetune, modelio, train
 
 from rwkv_data.cli import cli
 from rwkv_data.config import FinetuneConfig, TrainConfig
+from rwkv_data.pipelines import evaluate, finetune, modelio, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from rwkv_data.errors import ConfigError
 from rwkv_data.pipelines.vocab_growth import (
     grow_state_dict,
     is_idmap,
@@ -18,8 +20,6 @@ from rwkv_data.pipelines.vocab_growth import (
 )
 from rwkv_data.tokenizer import TrieTokenizer
 from rwkv_data.tokenizer.vocab import Vocab, write_vocab
-
-from rwkv_data.errors import ConfigError
 
 
 def _small_tokenizer() -> TrieTokenizer:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rwkv_data.pipelines.binidx import BinidxReader, BinidxWriter, dtype_for_max_id, magic_prime
 
 from rwkv_data.errors import ShardFormatError
+from rwkv_data.pipelines.binidx import BinidxReader, BinidxWriter, dtype_for_max_id, magic_prime
 
 
 def spec_read(prefix: Path) -> dict:

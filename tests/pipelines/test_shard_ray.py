@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rwkv_data.pipelines.shard import run
 from shard_testlib import output_bytes, write_corpus, write_vocab
 
 from rwkv_data.cli import main
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import DependencyMissing, InputFormatError
+from rwkv_data.pipelines.shard import run
 
 
 def _cfg(inputs: list[Path], out: Path, vocab: Path, **kw: object) -> ShardConfig:

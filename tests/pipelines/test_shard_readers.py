@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from rwkv_data.pipelines.readers import ReadOptions, ReadStats, expand_inputs, iter_documents
 
 from rwkv_data.errors import InputFormatError
+from rwkv_data.pipelines.readers import ReadOptions, ReadStats, expand_inputs, iter_documents
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 RECORDS = [{"text": "Hello world", "lang": "en"}, {"text": "Grüß Gott", "lang": "de"}, {"text": "漢字", "lang": "zh"}]

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from rwkv_data.pipelines.shard import run
 from shard_testlib import output_bytes, write_corpus, write_vocab
 
 from rwkv_data.config import ShardConfig, to_dict
+from rwkv_data.pipelines.shard import run
 
 # The child runs the real job; the test doubles only slow it down (parts) or kill it from inside (merge).
 CHILD = r"""

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rwkv_data.pipelines.binidx import BinidxWriter
-from rwkv_data.pipelines.shardcheck import verify
 from shard_testlib import write_corpus, write_vocab
 
 from rwkv_data.cli import main
+from rwkv_data.pipelines.binidx import BinidxWriter
+from rwkv_data.pipelines.shardcheck import verify
 
 
 @pytest.fixture(scope="module")

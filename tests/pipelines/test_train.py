@@ -15,10 +15,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from model_fixtures import make_corpus, one_thread  # noqa: F401
-from rwkv_data.pipelines import modelio, train
 
 from rwkv_data.cli import cli
 from rwkv_data.config import TrainConfig
+from rwkv_data.pipelines import modelio, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

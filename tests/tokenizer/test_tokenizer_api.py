@@ -11,8 +11,9 @@ import threading
 
 import numpy as np
 import pytest
-from rwkv_data.tokenizer import TokenDecodeError, TrieTokenizer
 from tokenizer_testlib import byte_vocab, rwkv_reference, world, world_vocab
+
+from rwkv_data.tokenizer import TokenDecodeError, TrieTokenizer
 
 IMPLS = ["native", "python"]
 
@@ -193,9 +194,8 @@ def test_type_errors_and_bad_impl() -> None:
 
 def test_auto_falls_back_to_python_with_a_warning(monkeypatch: pytest.MonkeyPatch,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    from rwkv_data.tokenizer import cores
-
     from rwkv_data.errors import DependencyMissing
+    from rwkv_data.tokenizer import cores
 
     def missing() -> None:
         raise ImportError("simulated missing build")

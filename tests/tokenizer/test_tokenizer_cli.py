@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-from rwkv_data.tokenizer import write_vocab
 from tokenizer_testlib import byte_vocab
 
 from rwkv_data.cli import cli
+from rwkv_data.tokenizer import write_vocab
 
 
 def run(*args: str, input: bytes | str | None = None) -> tuple[int, str, str]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rwkv_data.tokenizer import TrieTokenizer
 from tokenizer_testlib import byte_vocab, world
+
+from rwkv_data.tokenizer import TrieTokenizer
 
 # bytes that often form World tokens: ASCII letters and space, plus UTF-8 pieces of CJK and emoji
 _pieces = st.sampled_from([b" ", b"the", b"\n", b"\xe4\xb8\xad", b"\xf0\x9f", b"\x98\x80", b"\xff", b"\x00", b"ing"])

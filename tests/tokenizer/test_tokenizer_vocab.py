@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, world_vocab_path, write_vocab
-from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal
 from tokenizer_testlib import byte_vocab, world_vocab
 
 from rwkv_data.errors import DependencyMissing, VocabFormatError
+from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, world_vocab_path, write_vocab
+from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal
 
 
 def _byte_lines() -> list[str]:

@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, world_vocab_path
 
 # the folder `shared` beside the repository root (CI has it)
