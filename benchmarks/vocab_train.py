@@ -171,6 +171,12 @@ def main() -> None:
         print(f"{name:30} {target:>8} {o:9.4f} {w:9.4f}  {'-' if ok is None else ('yes' if ok else 'NO')}")
     print(f"(max parity: ours {so['max_parity_lang']}, World {sw['max_parity_lang']}; worst fallback script: ours "
           f"{so['byte_fallback_script']}, World {sw['byte_fallback_script']})")
+    # The English and median targets together bound the median language's own token count, whatever English
+    # costs: median <= 1.35 x English <= 1.35 x 1.25 x World's English.
+    med_o, med_w = (statistics.median(v["tokens"] for k, v in ev.items() if k != "en") for ev in (ev_o, ev_w))
+    bound = TARGETS["median_parity"] * TARGETS["en_vs_world"] * ev_w["en"]["tokens"]
+    print(f"(joint English + median targets: the median other language may need at most {bound:,.0f} tokens "
+          f"(1.35 x 1.25 x World's English); ours {med_o:,.0f}, World {med_w:,.0f})")
     tot_o, tot_w = (sum(v["tokens"] for v in ev.values()) for ev in (ev_o, ev_w))
     gini_o, gini_w = (metrics.gini([v["tokens"] for v in ev.values()]) for ev in (ev_o, ev_w))
     print(f"(all {len(texts)} languages: ours {tot_o:,} tokens, World {tot_w:,} ({tot_o / tot_w:.3f}x); Gini of "
