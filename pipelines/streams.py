@@ -6,7 +6,7 @@ orjson fast path for JSON lines.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from rwkv_data.errors import DependencyMissing, InputFormatError
@@ -34,36 +34,14 @@ def open_chunks(path: str) -> Iterator[bytes]:
         raise Corrupt(f"{path}: corrupt compressed stream: {exc}") from exc
 
 
-def _zstd_chunks(f: BinaryIO, path: str) -> Iterator[bytes]:
-    try:
-        import zstandard
-    except ImportError as exc:  # pragma: no cover - zstandard is a core dependency
-        raise DependencyMissing(f"{path}: reading .zst needs zstandard: pip install zstandard") from exc
-    dctx = zstandard.ZstdDecompressor()
-    d = dctx.decompressobj()
+def _frame_chunks(f: BinaryIO, new_decoder: Callable[[], Any], unfinished: str) -> Iterator[bytes]:
+    """Decompressed chunks of a stream of concatenated frames (zstd) or members (gzip).
+
+    The decoders are used directly rather than through gzip.GzipFile / a stream reader: those discard what
+    they decoded of a truncated frame, and we want to keep every complete line before the cut.
+    """
+    d = new_decoder()
     pending = False  # bytes of an unfinished frame were fed
-    try:
-        while raw := f.read(CHUNK):
-            while raw:
-                out = d.decompress(raw)
-                pending = not d.eof
-                if out:
-                    yield out
-                raw = d.unused_data if d.eof else b""
-                if d.eof:  # concatenated frames: start a fresh decoder on the rest
-                    d = dctx.decompressobj()
-                    pending = bool(raw)
-    except zstandard.ZstdError as exc:
-        raise Corrupt(f"{path}: corrupt zstd stream: {exc}") from exc
-    if pending:
-        raise EOFError("zstd frame not finished")
-
-
-def _gzip_chunks(f: BinaryIO) -> Iterator[bytes]:
-    # zlib directly rather than gzip.GzipFile: GzipFile.read(n) discards what it decoded of a truncated
-    # member, and we want to keep every complete line before the cut.
-    d = zlib.decompressobj(wbits=31)
-    pending = False
     while raw := f.read(CHUNK):
         while raw:
             out = d.decompress(raw)
@@ -71,11 +49,27 @@ def _gzip_chunks(f: BinaryIO) -> Iterator[bytes]:
             if out:
                 yield out
             raw = d.unused_data if d.eof else b""
-            if d.eof:  # multi-member gzip
-                d = zlib.decompressobj(wbits=31)
+            if d.eof:  # another frame follows: a fresh decoder for the rest
+                d = new_decoder()
                 pending = bool(raw)
     if pending:
-        raise EOFError("gzip member not finished")
+        raise EOFError(unfinished)
+
+
+def _zstd_chunks(f: BinaryIO, path: str) -> Iterator[bytes]:
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - zstandard is a core dependency
+        raise DependencyMissing(f"{path}: reading .zst needs zstandard: pip install zstandard") from exc
+    dctx = zstandard.ZstdDecompressor()
+    try:
+        yield from _frame_chunks(f, dctx.decompressobj, "zstd frame not finished")
+    except zstandard.ZstdError as exc:
+        raise Corrupt(f"{path}: corrupt zstd stream: {exc}") from exc
+
+
+def _gzip_chunks(f: BinaryIO) -> Iterator[bytes]:
+    return _frame_chunks(f, lambda: zlib.decompressobj(wbits=31), "gzip member not finished")
 
 
 class Truncated(Exception):
