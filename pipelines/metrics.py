@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import regex
 
+from rwkv_data.tokenizer.reference import END, build_trie, encode_bytes_ref
+
 # ---- scripts and word segmentation ----------------------------------------------------------------------
 
 # ISO 15924 code -> Unicode script name (as the `regex` module spells it). Zyyy = Common, Zinh = Inherited.
@@ -251,23 +253,18 @@ def dead_tokens(used_ids: Iterable[int], all_ids: Iterable[int]) -> list[int]:
 
 
 class VocabTrie:
-    """Byte trie of a vocabulary for greedy (longest-match) and minimum-token segmentation counts."""
+    """Byte trie of a vocabulary for greedy (longest-match) and minimum-token segmentation counts.
 
-    _END = -1
+    The trie and the greedy walk are the tokenizer's pure-Python reference (:mod:`rwkv_data.tokenizer.reference`);
+    only the minimum-token DP is the audit's own.
+    """
 
     def __init__(self, tokens: Iterable[bytes]) -> None:
-        self.root: dict[int, dict] = {}
-        for tok in tokens:
-            if not tok:
-                continue
-            node = self.root
-            for b in tok:
-                node = node.setdefault(b, {})
-            node[self._END] = True
+        self.root = build_trie({i: tok for i, tok in enumerate(tokens, start=1) if tok})
 
     def min_tokens(self, data: bytes) -> int:
         """Fewest tokens that spell ``data`` (DP over byte positions: best[j] = min best[i] + 1)."""
-        n, end = len(data), self._END
+        n = len(data)
         best = [n + 1] * (n + 1)
         best[0] = 0
         for i in range(n):
@@ -278,7 +275,7 @@ class VocabTrie:
                 if node is None:
                     break
                 j += 1
-                if end in node and bi < best[j]:
+                if END in node and bi < best[j]:
                     best[j] = bi
         if best[n] > n:
             raise ValueError("the vocabulary cannot spell this text: a single byte is missing from it")
@@ -286,20 +283,7 @@ class VocabTrie:
 
     def greedy_tokens(self, data: bytes) -> int:
         """Token count of greedy longest-match encoding (the RWKV trie rule)."""
-        n, i, count, end = len(data), 0, 0, self._END
-        while i < n:
-            node, j, last = self.root, i, -1
-            while j < n:
-                node = node.get(data[j])
-                if node is None:
-                    break
-                j += 1
-                if end in node:
-                    last = j
-            if last < 0:
-                raise ValueError(f"no token matches byte {data[i]:#x} at offset {i}: add all 256 single bytes")
-            i, count = last, count + 1
-        return count
+        return len(encode_bytes_ref(self.root, data))
 
 
 def greedy_optimality_gap(texts: Iterable[str | bytes], vocab: VocabTrie | Mapping[int, bytes] | Iterable[bytes]
