@@ -1,4 +1,5 @@
-"""Build the tokenizer's native core (plain C, CPython API, no third-party headers).
+"""Build the native parts (plain C, CPython API, no third-party headers): the tokenizer's trie core and the
+JSON Lines reader's fast path.
 
 Everything else about the package lives in pyproject.toml.
 """
@@ -14,6 +15,12 @@ setup(
             extra_compile_args=["-O3", "-std=c11", "-pthread"],
             extra_link_args=["-pthread"],
             optional=False,
-        )
+        ),
+        Extension(
+            "rwkv_data.pipelines._jsonl_native",
+            sources=["pipelines/_native/jsonl_native.c"],
+            extra_compile_args=["-O3", "-std=c11"],
+            optional=False,
+        ),
     ]
 )

@@ -25,6 +25,11 @@ from typing import Any, Literal
 from rwkv_data.errors import DependencyMissing, InputFormatError
 from rwkv_data.pipelines.streams import Corrupt, Truncated, fast_json_object, open_chunks
 
+try:  # the JSON Lines fast path (built with the package; the general parser gives the same documents)
+    from rwkv_data.pipelines._jsonl_native import scan as _scan
+except ImportError:  # pragma: no cover - a source tree without the built extension
+    _scan = None
+
 OnError = Literal["raise", "skip"]
 TEXT_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.zstd", ".jsonl.gz", ".txt", ".txt.zst", ".txt.gz")
 SUPPORTED = (*TEXT_SUFFIXES, ".parquet")
@@ -300,38 +305,128 @@ def _lines(path: str, sink: _Sink) -> Iterator[tuple[int, bytes | None]]:
 
 
 def _iter_jsonl(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
-    tf, lf = opts.text_field, opts.lang_field
     for n, raw in _lines(path, sink):
         if raw is None:
             return
-        if not raw or raw.isspace():
-            sink.skip("blank_line", f"{path}:{n}: blank line")
-            continue
-        rec = fast_json_object(raw)
-        if rec is not None:
-            doc = sink.emit(rec.get(tf, _MISSING), rec.get(lf, _MISSING), path, n, f"{path}:{n}")
-            if doc is not None:
-                yield doc
-            continue
-        try:  # the standard path; it also classifies what the fast parser refused
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            sink.stats.records += 1
-            sink.bad("invalid_utf8", f"{path}:{n}: invalid UTF-8 at byte {exc.start} of the line")
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            sink.stats.records += 1
-            sink.bad("invalid_json", f"{path}:{n}: invalid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(rec, dict):
-            sink.stats.records += 1
-            sink.bad("invalid_json", f"{path}:{n}: a JSON {type(rec).__name__}, not an object")
-            continue
-        doc = sink.emit(rec.get(tf, _MISSING), rec.get(lf, _MISSING), path, n, f"{path}:{n}")
+        doc = _jsonl_record(raw, n, path, opts, sink)
         if doc is not None:
             yield doc
+
+
+def _jsonl_record(raw: bytes, n: int, path: str, opts: ReadOptions, sink: _Sink) -> Document | None:
+    """The general parser of one JSON line (``n``: its 1-based number): a Document, or None (counted/raised)."""
+    if not raw or raw.isspace():
+        sink.skip("blank_line", f"{path}:{n}: blank line")
+        return None
+    tf, lf = opts.text_field, opts.lang_field
+    rec = fast_json_object(raw)
+    if rec is not None:
+        return sink.emit(rec.get(tf, _MISSING), rec.get(lf, _MISSING), path, n, f"{path}:{n}")
+    try:  # the standard path; it also classifies what the fast parser refused
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        sink.stats.records += 1
+        sink.bad("invalid_utf8", f"{path}:{n}: invalid UTF-8 at byte {exc.start} of the line")
+        return None
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        sink.stats.records += 1
+        sink.bad("invalid_json", f"{path}:{n}: invalid JSON ({exc.msg} at column {exc.colno})")
+        return None
+    if not isinstance(rec, dict):
+        sink.stats.records += 1
+        sink.bad("invalid_json", f"{path}:{n}: a JSON {type(rec).__name__}, not an object")
+        return None
+    return sink.emit(rec.get(tf, _MISSING), rec.get(lf, _MISSING), path, n, f"{path}:{n}")
+
+
+@dataclass(slots=True)
+class DocBatch:
+    """Consecutive documents of one unit in bulk: UTF-8 texts, lengths in characters, languages."""
+
+    datas: list[bytes] = field(default_factory=list)
+    nchars: list[int] = field(default_factory=list)
+    langs: list[str] = field(default_factory=list)
+
+    def add(self, doc: Document) -> None:
+        """Append one document."""
+        self.datas.append(doc.data if doc.data is not None else doc.text.encode("utf-8"))
+        self.nchars.append(len(doc.text))
+        self.langs.append(doc.lang)
+
+
+BATCH_DOCS = 1024  # documents per DocBatch on the general path
+
+
+def iter_unit_batches(unit: Unit, opts: ReadOptions, stats: ReadStats) -> Iterator[DocBatch]:
+    """The documents of :func:`iter_unit` (same order, same errors and counts) as UTF-8 batches.
+
+    For JSON Lines the native scanner (``_jsonl_native.scan``) turns whole blocks of lines into bytes without
+    making a Python str per document; every line it does not accept goes through the general parser, which
+    classifies it as before. Other formats batch :func:`iter_unit`'s documents.
+    """
+    if unit.kind == "jsonl" and _scan is not None and opts.text_field != opts.lang_field:
+        yield from _jsonl_batches(unit.path, opts, _Sink(opts, stats))
+        return
+    batch = DocBatch()
+    for doc in iter_unit(unit, opts, stats):
+        batch.add(doc)
+        if len(batch.datas) >= BATCH_DOCS:
+            yield batch
+            batch = DocBatch()
+    if batch.datas:
+        yield batch
+
+
+def _jsonl_batches(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[DocBatch]:
+    keys = (opts.text_field.encode("utf-8"), opts.lang_field.encode("utf-8"))
+    done = 0  # lines before the block
+    carry = b""  # an unfinished line
+    try:
+        for chunk in open_chunks(path):
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                carry += chunk
+                continue
+            block = carry + chunk[:cut] if carry else chunk[:cut]
+            carry = chunk[cut:]
+            batch, lines = _scan_block(block, done, keys, path, opts, sink)
+            done += lines
+            if batch.datas:
+                yield batch
+    except (Truncated, Corrupt) as exc:
+        reason = "truncated_stream" if isinstance(exc, Truncated) else "corrupt_stream"
+        tail = f"; the partial line {done + 1} and anything after it are lost" if carry else ""
+        sink.bad(reason, f"{exc} after line {done}{tail}")
+        return
+    if carry:
+        batch, _ = _scan_block(carry, done, keys, path, opts, sink)
+        if batch.datas:
+            yield batch
+
+
+def _scan_block(block: bytes, done: int, keys: tuple[bytes, bytes], path: str, opts: ReadOptions,
+                sink: _Sink) -> tuple[DocBatch, int]:
+    """One block of complete lines through the native scanner, its refused lines through the general parser."""
+    assert _scan is not None
+    datas, nchars, langs, lines, fallback = _scan(block, *keys)
+    if None in langs:
+        default = opts.lang or "und"
+        langs = [default if lg is None else lg for lg in langs]
+    sink.stats.records += len(datas)
+    sink.stats.documents += len(datas)
+    batch = DocBatch(datas, nchars, langs)
+    extra = []
+    for line, before, start, end in fallback:
+        doc = _jsonl_record(block[start:end], done + line + 1, path, opts, sink)
+        if doc is not None:
+            extra.append((before, doc))
+    for before, doc in reversed(extra):  # back to front, so earlier positions stay valid
+        batch.datas.insert(before, doc.data if doc.data is not None else doc.text.encode("utf-8"))
+        batch.nchars.insert(before, len(doc.text))
+        batch.langs.insert(before, doc.lang)
+    return batch, lines
 
 
 def _iter_txt(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:

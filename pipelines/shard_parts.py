@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.pipelines.readers import ReadOptions, ReadStats, Unit, iter_unit
+from rwkv_data.pipelines.readers import DocBatch, ReadOptions, ReadStats, Unit, iter_unit_batches
 
 PART_FORMAT = 1
 # key: 64-bit content hash (validation split); ntok includes the EOS; lang: index into the part's table
@@ -74,6 +74,12 @@ def doc_key(data: bytes) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
 
 
+def doc_keys(datas: list[bytes]) -> np.ndarray:
+    """:func:`doc_key` of every document, as uint64 (without a Python int per document)."""
+    sha = hashlib.sha256
+    return np.frombuffer(b"".join([sha(d).digest()[:8] for d in datas]), dtype="<u8")
+
+
 class _Part:
     """Open temporary files of a part being built."""
 
@@ -86,30 +92,29 @@ class _Part:
         self.table = np.zeros((0, 4), np.int64)  # per local language: docs, tokens, bytes, chars
         self.dtype = np.dtype(task.dtype)
 
-    def write(self, arrays: list[np.ndarray], datas: list[bytes], nchars: list[int], langs: list[str]) -> int:
-        rec = np.zeros(len(arrays), DOC_RECORD)
-        ntok = np.fromiter((a.size + 1 for a in arrays), dtype=np.int64, count=len(arrays))
-        nbytes = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    def write(self, ids: np.ndarray, sizes: np.ndarray, datas: list[bytes], nchars: list[int], langs: list[str]) -> int:
+        """Append documents: ``ids`` packed with a 0 after each (TrieTokenizer.encode_packed), ``sizes`` their
+        id counts without the 0."""
+        n = len(datas)
+        rec = np.zeros(n, DOC_RECORD)
+        ntok = sizes.astype(np.int64) + 1
+        nbytes = np.fromiter(map(len, datas), dtype=np.int64, count=n)
         if int(nbytes.max()) > 0xFFFFFFFF:
             raise ValueError(f"{self.task.unit.describe()}: a document over 4 GiB")
-        rec["key"] = [doc_key(d) for d in datas]
+        rec["key"] = doc_keys(datas)
         rec["ntok"], rec["nbytes"] = ntok, nbytes
         rec["nchars"] = nchars
         rec["lang"] = [self.langs.setdefault(lg, len(self.langs)) for lg in langs]
-        flat = np.zeros(int(ntok.sum()), self.dtype)  # zeros: the EOS after each document stays 0
-        ends = np.cumsum(ntok)
-        for a, end in zip(arrays, ends, strict=True):
-            flat[end - 1 - a.size:end - 1] = a
-        self.bin.write(memoryview(flat).cast("B"))
+        self.bin.write(memoryview(np.ascontiguousarray(ids, dtype=self.dtype)).cast("B"))
         self.docs.write(memoryview(rec).cast("B"))
         li = rec["lang"].astype(np.int64)
-        n = len(self.langs)
-        if self.table.shape[0] < n:
-            self.table = np.vstack([self.table, np.zeros((n - self.table.shape[0], 4), np.int64)])
-        self.table[:, 0] += np.bincount(li, minlength=n)
+        k = len(self.langs)
+        if self.table.shape[0] < k:
+            self.table = np.vstack([self.table, np.zeros((k - self.table.shape[0], 4), np.int64)])
+        self.table[:, 0] += np.bincount(li, minlength=k)
         for j, col in enumerate((ntok, nbytes, rec["nchars"].astype(np.int64)), start=1):
-            self.table[:, j] += np.bincount(li, weights=col, minlength=n).round().astype(np.int64)
-        return int(flat.size)
+            self.table[:, j] += np.bincount(li, weights=col, minlength=k).round().astype(np.int64)
+        return int(ids.size)
 
     def finish(self, stats: ReadStats) -> dict[str, Any]:
         self.bin.close()
@@ -142,32 +147,26 @@ def build_part(task: PartTask, tokenizer: Any, progress: Progress | None = None)
     Path(f"{task.stem}.done").unlink(missing_ok=True)  # stale marker of an older key
     stats = ReadStats()
     part = _Part(task)
-    datas: list[bytes] = []
-    nchars: list[int] = []
-    langs: list[str] = []
+    pending = DocBatch()
     size = 0
 
     def flush() -> None:
-        nonlocal size
-        arrays = tokenizer.encode_batch(datas, num_threads=1, as_array=True)
-        tokens = part.write(arrays, datas, nchars, langs)
+        nonlocal pending, size
+        ids, sizes = tokenizer.encode_packed(pending.datas, num_threads=1)
+        tokens = part.write(ids, sizes, pending.datas, pending.nchars, pending.langs)
         if progress is not None:
-            progress(len(datas), size, tokens)
-        datas.clear()
-        nchars.clear()
-        langs.clear()
-        size = 0
+            progress(len(pending.datas), size, tokens)
+        pending, size = DocBatch(), 0
 
     try:
-        for doc in iter_unit(task.unit, task.opts, stats):
-            data = doc.data if doc.data is not None else doc.text.encode("utf-8")
-            datas.append(data)
-            nchars.append(len(doc.text))
-            langs.append(doc.lang)
-            size += len(data)
-            if size >= BATCH_BYTES or len(datas) >= BATCH_DOCS:
+        for batch in iter_unit_batches(task.unit, task.opts, stats):
+            pending.datas += batch.datas
+            pending.nchars += batch.nchars
+            pending.langs += batch.langs
+            size += sum(map(len, batch.datas))
+            if size >= BATCH_BYTES or len(pending.datas) >= BATCH_DOCS:
                 flush()
-        if datas:
+        if pending.datas:
             flush()
         return part.finish(stats)
     except BaseException:

@@ -33,6 +33,7 @@ class Core(Protocol):
     def encode_list(self, data: Doc) -> list[int]: ...
     def encode_array(self, data: Doc) -> np.ndarray: ...
     def encode_batch(self, docs: Sequence[Doc], num_threads: int, as_array: bool) -> list[Any]: ...
+    def encode_packed(self, docs: Sequence[Doc], num_threads: int) -> tuple[np.ndarray, np.ndarray]: ...
     def decode_bytes(self, ids: Any) -> bytes: ...
 
 
@@ -64,6 +65,11 @@ class PythonCore:
     def encode_batch(self, docs: Sequence[Doc], num_threads: int, as_array: bool) -> list[Any]:
         encode = self.encode_array if as_array else self.encode_list
         return [encode(d) for d in docs]  # pure Python holds the GIL: threads would not help
+
+    def encode_packed(self, docs: Sequence[Doc], num_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        lists = [self.encode_list(d) for d in docs]
+        flat = [i for ids in lists for i in (*ids, 0)]
+        return np.array(flat, dtype=self._dtype), np.array([len(ids) for ids in lists], dtype=np.uint32)
 
     def decode_bytes(self, ids: Any) -> bytes:
         if isinstance(ids, np.ndarray):
@@ -97,6 +103,10 @@ class NativeCore:
     def encode_batch(self, docs: Sequence[Doc], num_threads: int, as_array: bool) -> list[Any]:
         out = self._trie.encode_batch(list(docs), num_threads, as_array)
         return [np.frombuffer(b, dtype=self._dtype) for b in out] if as_array else out
+
+    def encode_packed(self, docs: Sequence[Doc], num_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, sizes = self._trie.encode_packed(list(docs), num_threads)
+        return np.frombuffer(ids, dtype=self._dtype), np.frombuffer(sizes, dtype=np.uint32)
 
     def decode_bytes(self, ids: Any) -> bytes:
         if isinstance(ids, np.ndarray) and (ids.dtype.kind not in "iu" or not ids.flags.c_contiguous):

@@ -130,6 +130,25 @@ class TrieTokenizer:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         return self._core.encode_batch(texts, threads, as_array)
 
+    def encode_packed(self, texts: Sequence[str | bytes],
+                      num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Encode many documents into one array: each document's ids followed by 0 (the end-of-document id).
+
+        The layout of a binidx shard (``rwkv-data shard``), made without a Python object per document.
+
+        Returns:
+            ``(ids, sizes)``: the ids (uint16, or uint32 for vocabs with ids above 65535) and each document's
+            number of ids, without its 0 (uint32).
+        """
+        if isinstance(texts, str | bytes):
+            raise TypeError("encode_packed takes a sequence of documents, not one document")
+        for d in texts:
+            _check_doc(d, "encode_packed")
+        threads = default_threads() if num_threads is None else int(num_threads)
+        if threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        return self._core.encode_packed(texts, threads)
+
     def pieces(self, text: str | bytes) -> list[tuple[int, bytes]]:
         """Debug view: ``(id, token bytes)`` for each token of ``text``."""
         _check_doc(text, "pieces")

@@ -152,6 +152,27 @@ def test_encode_batch_equals_per_document_encode(impl: str) -> None:
         tok.encode_batch("not a list of documents")
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_encode_packed_is_each_document_then_a_zero(impl: str) -> None:
+    tok = world(impl)
+    docs: list[str | bytes] = [*EDGE_CASES.values(), b"\xff\xfe raw bytes", bytearray(b"x y"), "", "z"] * 2
+    want = [tok.encode(d) if isinstance(d, str) else tok.encode_bytes(d) for d in docs]
+    for threads in (None, 1, 2, 7):
+        ids, sizes = tok.encode_packed(docs, num_threads=threads)
+        assert ids.dtype == tok.dtype and sizes.dtype == np.uint32
+        assert sizes.tolist() == [len(w) for w in want]
+        assert ids.tolist() == [i for w in want for i in (*w, 0)]
+    ids, sizes = tok.encode_packed([])
+    assert ids.size == 0 and sizes.size == 0
+    wide = TrieTokenizer(byte_vocab({70_000: b"hello", 65_536: b"he"}), impl=impl)
+    ids, sizes = wide.encode_packed(["hello", "he", ""])
+    assert ids.dtype == np.uint32 and ids.tolist() == [70_000, 0, 65_536, 0, 0] and sizes.tolist() == [1, 1, 0]
+    with pytest.raises(UnicodeEncodeError):
+        tok.encode_packed(["ok", "lone \ud800 surrogate"])
+    with pytest.raises(TypeError):
+        tok.encode_packed("not a list of documents")
+
+
 def test_encode_batch_runs_with_other_threads() -> None:
     """The native core releases the GIL: concurrent encodes from Python threads give the same ids."""
     tok = world("native")

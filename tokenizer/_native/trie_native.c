@@ -137,27 +137,19 @@ static int longer_first(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-static PyObject *Trie_encode_batch(Trie *self, PyObject *args) {
-    PyObject *seq; int threads, as_array;
-    if (!built(self) || !PyArg_ParseTuple(args, "Oip", &seq, &threads, &as_array)) return NULL;
-    PyObject *docs = PySequence_Tuple(seq);  /* owns the documents while the GIL is released */
-    if (!docs) return NULL;
+/* Encode every document of the tuple `docs` on `threads` threads (GIL released). Fills jobs[0..n) (their `out`
+ * buffers belong to the caller) and views/has (released by the caller for i < *ready). -1 with an exception set
+ * when a document is not str/bytes. */
+static int run_batch(Trie *self, PyObject *docs, int threads, Job *jobs, Py_buffer *views, char *has, size_t *ready) {
     size_t n = (size_t)PyTuple_GET_SIZE(docs);
-    Job *jobs = calloc(n ? n : 1, sizeof(Job));
-    Py_buffer *views = calloc(n ? n : 1, sizeof(Py_buffer));
-    char *has = calloc(n ? n : 1, 1);
-    PyObject *res = NULL;
-    Job **order = NULL;
-    size_t ready = 0;
-    if (!jobs || !views || !has) { PyErr_NoMemory(); goto done; }
-    for (; ready < n; ready++) {
+    for (*ready = 0; *ready < n; (*ready)++) {
         int h;
-        if (job_from(PyTuple_GET_ITEM(docs, ready), &jobs[ready], &views[ready], &h) < 0) goto done;
-        has[ready] = (char)h;
+        if (job_from(PyTuple_GET_ITEM(docs, *ready), &jobs[*ready], &views[*ready], &h) < 0) return -1;
+        has[*ready] = (char)h;
     }
     if (threads < 1) threads = 1;
     if ((size_t)threads > n) threads = n ? (int)n : 1;
-    order = threads > 1 ? malloc(n * sizeof(Job *)) : NULL;  /* NULL (1 thread, or no memory): plain order */
+    Job **order = threads > 1 ? malloc(n * sizeof(Job *)) : NULL;  /* NULL (1 thread, or no memory): plain order */
     if (order) {
         for (size_t i = 0; i < n; i++) order[i] = &jobs[i];
         qsort(order, n, sizeof(Job *), longer_first);
@@ -171,19 +163,87 @@ static PyObject *Trie_encode_batch(Trie *self, PyObject *args) {
     worker(&pl);  /* the calling thread works too; if a thread failed to start the others do its share */
     for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
     Py_END_ALLOW_THREADS
-    res = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; res && i < n; i++) {
-        PyObject *r = job_result(self, PyTuple_GET_ITEM(docs, i), &jobs[i], !as_array);
+    free(order);
+    return 0;
+}
+
+typedef struct { PyObject *docs; Job *jobs; Py_buffer *views; char *has; size_t n, ready; } Batch;
+
+static int batch_open(Batch *b, PyObject *seq) {
+    memset(b, 0, sizeof(*b));
+    b->docs = PySequence_Tuple(seq);  /* owns the documents while the GIL is released */
+    if (!b->docs) return -1;
+    b->n = (size_t)PyTuple_GET_SIZE(b->docs);
+    b->jobs = calloc(b->n ? b->n : 1, sizeof(Job));
+    b->views = calloc(b->n ? b->n : 1, sizeof(Py_buffer));
+    b->has = calloc(b->n ? b->n : 1, 1);
+    if (!b->jobs || !b->views || !b->has) { PyErr_NoMemory(); return -1; }
+    return 0;
+}
+
+static void batch_close(Batch *b) {
+    for (size_t i = 0; i < b->ready; i++) {
+        if (b->has && b->has[i]) PyBuffer_Release(&b->views[i]);
+        if (b->jobs) free(b->jobs[i].out);
+    }
+    free(b->jobs); free(b->views); free(b->has);
+    Py_XDECREF(b->docs);
+}
+
+static PyObject *Trie_encode_batch(Trie *self, PyObject *args) {
+    PyObject *seq; int threads, as_array;
+    if (!built(self) || !PyArg_ParseTuple(args, "Oip", &seq, &threads, &as_array)) return NULL;
+    Batch b;
+    PyObject *res = NULL;
+    if (batch_open(&b, seq) < 0 || run_batch(self, b.docs, threads, b.jobs, b.views, b.has, &b.ready) < 0) goto done;
+    res = PyList_New((Py_ssize_t)b.n);
+    for (size_t i = 0; res && i < b.n; i++) {
+        PyObject *r = job_result(self, PyTuple_GET_ITEM(b.docs, i), &b.jobs[i], !as_array);
         if (!r) { Py_CLEAR(res); break; }
         PyList_SET_ITEM(res, (Py_ssize_t)i, r);
     }
 done:
-    for (size_t i = 0; i < ready; i++) {
-        if (has && has[i]) PyBuffer_Release(&views[i]);
-        if (jobs) free(jobs[i].out);
+    batch_close(&b);
+    return res;
+}
+
+/* encode_packed: every document's ids followed by 0 (the end-of-document id) in one buffer, and the number of
+ * ids of each document (without the 0) as uint32; the layout of a binidx shard, with no per-document objects. */
+static PyObject *Trie_encode_packed(Trie *self, PyObject *args) {
+    PyObject *seq; int threads;
+    if (!built(self) || !PyArg_ParseTuple(args, "Oi", &seq, &threads)) return NULL;
+    Batch b;
+    PyObject *ids = NULL, *sizes = NULL, *res = NULL;
+    if (batch_open(&b, seq) < 0 || run_batch(self, b.docs, threads, b.jobs, b.views, b.has, &b.ready) < 0) goto done;
+    size_t item = self->core.wide ? 4 : 2, total = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        Job *j = &b.jobs[i];
+        if (j->err) {  /* the error of the first failed document, as encode_batch raises it */
+            PyObject *r = job_result(self, PyTuple_GET_ITEM(b.docs, i), j, 0);
+            Py_XDECREF(r);
+            goto done;
+        }
+        if (j->nout > UINT32_MAX) { PyErr_SetString(PyExc_ValueError, "a document of over 2**32 tokens"); goto done; }
+        total += j->nout + 1;
     }
-    free(jobs); free(views); free(has); free(order);
-    Py_DECREF(docs);
+    ids = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(total * item));
+    sizes = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(b.n * sizeof(uint32_t)));
+    if (!ids || !sizes) goto done;
+    char *o = PyByteArray_AS_STRING(ids);
+    uint32_t *sz = (uint32_t *)PyByteArray_AS_STRING(sizes);
+    for (size_t i = 0; i < b.n; i++) {
+        Job *j = &b.jobs[i];
+        memcpy(o, j->out, j->nout * item);
+        o += j->nout * item;
+        memset(o, 0, item);
+        o += item;
+        sz[i] = (uint32_t)j->nout;
+    }
+    res = PyTuple_Pack(2, ids, sizes);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(sizes);
+    batch_close(&b);
     return res;
 }
 
@@ -329,6 +389,9 @@ static PyMethodDef Trie_methods[] = {
     {"encode_list", (PyCFunction)Trie_encode_list, METH_O, "encode_list(doc) -> list[int]"},
     {"encode_batch", (PyCFunction)Trie_encode_batch, METH_VARARGS,
      "encode_batch(docs: list, num_threads: int, as_array: bool) -> list of bytearray or list[int]"},
+    {"encode_packed", (PyCFunction)Trie_encode_packed, METH_VARARGS,
+     "encode_packed(docs: list, num_threads: int) -> (bytearray of ids with 0 after each document, "
+     "bytearray of uint32 id counts)"},
     {"decode", (PyCFunction)Trie_decode, METH_O, "decode(ids) -> bytes; ValueError naming a bad id"},
     {"stats", (PyCFunction)Trie_stats, METH_NOARGS, "sizes of the trie"},
     {NULL, NULL, 0, NULL},
