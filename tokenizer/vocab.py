@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rwkv_data.errors import DependencyMissing, VocabFormatError
+from rwkv_data.tokenizer import vocab_cache
 from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal, token_literal
 
 WORLD_VOCAB_FILE = "rwkv_vocab_v20230424.txt"
@@ -262,6 +263,8 @@ def _parse_json(path: Path, text: str) -> dict[int, bytes]:
 def read_vocab(path: str | os.PathLike[str]) -> Vocab:
     """Read and validate a vocab file (``.json`` -> JSON form, anything else -> World text form).
 
+    A file read once is cached in binary form (:mod:`rwkv_data.tokenizer.vocab_cache`), keyed by its bytes.
+
     Raises:
         VocabFormatError: with ``file:line`` and the fix, for any malformed content.
         FileNotFoundError: the file does not exist.
@@ -274,8 +277,15 @@ def read_vocab(path: str | os.PathLike[str]) -> Vocab:
         lineno = data.count(b"\n", 0, exc.start) + 1
         raise VocabFormatError(f"{path}:{lineno}: the file is not valid UTF-8 ({exc.reason}); write non-UTF-8 "
                                "tokens as b'\\xhh' literals") from None
-    parse = _parse_json if path.suffix.lower() == ".json" else _parse_text
-    return Vocab(parse(path, text), name=path.stem)
+    kind = "json" if path.suffix.lower() == ".json" else "text"
+    cached = vocab_cache.load(data, kind)
+    if cached is not None:
+        vocab = Vocab(cached[0], name=path.stem)
+        vocab.__dict__["sha256"] = cached[1]  # the cached_property, computed when the entry was stored
+        return vocab
+    vocab = Vocab((_parse_json if kind == "json" else _parse_text)(path, text), name=path.stem)
+    vocab_cache.store(data, kind, vocab.tokens, vocab.sha256)
+    return vocab
 
 
 def write_vocab(vocab: Vocab, path: str | os.PathLike[str]) -> Path:
