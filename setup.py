@@ -1,5 +1,5 @@
 """Build the native parts (plain C, CPython API, no third-party headers): the tokenizer's trie core and the
-JSON Lines reader's fast path.
+pipelines' helpers (JSON Lines scanner, range gather).
 
 Everything else about the package lives in pyproject.toml.
 """
@@ -17,9 +17,10 @@ setup(
             optional=False,
         ),
         Extension(
-            "rwkv_data.pipelines._jsonl_native",
-            sources=["pipelines/_native/jsonl_native.c"],
-            extra_compile_args=["-O3", "-std=c11"],
+            "rwkv_data.pipelines._native",
+            sources=["pipelines/_native/module.c", "pipelines/_native/jsonl_scan.c", "pipelines/_native/gather.c"],
+            depends=["pipelines/_native/pipelines_native.h"],
+            extra_compile_args=["-O3", "-std=gnu11"],
             optional=False,
         ),
     ]

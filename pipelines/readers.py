@@ -26,7 +26,7 @@ from rwkv_data.errors import DependencyMissing, InputFormatError
 from rwkv_data.pipelines.streams import Corrupt, Truncated, fast_json_object, open_chunks
 
 try:  # the JSON Lines fast path (built with the package; the general parser gives the same documents)
-    from rwkv_data.pipelines._jsonl_native import scan as _scan
+    from rwkv_data.pipelines._native import scan_jsonl as _scan
 except ImportError:  # pragma: no cover - a source tree without the built extension
     _scan = None
 
@@ -362,7 +362,7 @@ BATCH_DOCS = 1024  # documents per DocBatch on the general path
 def iter_unit_batches(unit: Unit, opts: ReadOptions, stats: ReadStats) -> Iterator[DocBatch]:
     """The documents of :func:`iter_unit` (same order, same errors and counts) as UTF-8 batches.
 
-    For JSON Lines the native scanner (``_jsonl_native.scan``) turns whole blocks of lines into bytes without
+    For JSON Lines the native scanner (``_native.scan_jsonl``) turns whole blocks of lines into bytes without
     making a Python str per document; every line it does not accept goes through the general parser, which
     classifies it as before. Other formats batch :func:`iter_unit`'s documents.
     """

@@ -22,6 +22,7 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,14 @@ from typing import Any
 import numpy as np
 
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines._native import gather as _gather
 from rwkv_data.pipelines.binidx import BinidxWriter
 from rwkv_data.pipelines.shard_parts import DOC_RECORD, doc_key
 
 CHUNK_DOCS = 1 << 20  # .docs records read per step
 REC = np.dtype([("r", "<u8"), ("off", "<u8"), ("part", "<u4"), ("ntok", "<u4"), ("lang", "<u2")])
 COPY_BYTES = 8 << 20  # tokens gathered before one write
-RECORD_SLICE = 1 << 16  # sorted records turned into Python ints at a time
+OPEN_PARTS = 256  # part files open at once while copying
 SALT_SHUFFLE, SALT_KEEP = np.uint64(0x5EED5EED5EED5EED), np.uint64(0xC0FFEE00C0FFEE00)
 SPLITS = ("train", "val")
 
@@ -278,9 +280,9 @@ class _Parts:
     """Part token files read with pread (not mmap: mapped pages would count toward this process's RSS and make
     it grow with the corpus), a bounded number of descriptors open at a time."""
 
-    def __init__(self, plan: MergePlan, limit: int = 256) -> None:
+    def __init__(self, plan: MergePlan) -> None:
         self.stems = {p.index: p.stem for p in plan.parts}
-        self.limit = limit
+        self.limit = OPEN_PARTS
         self.open: OrderedDict[int, int] = OrderedDict()
 
     def fd(self, part: int) -> int:
@@ -292,10 +294,20 @@ class _Parts:
         self.open[part] = fd
         return fd
 
-    def read_into(self, part: int, offset: int, out: memoryview) -> None:
-        got = os.preadv(self.fd(part), [out], offset)
-        if got != len(out):
-            raise OSError(f"{self.stems[part]}.bin: short read ({got} of {len(out)} bytes at {offset})")
+    def gather(self, part: np.ndarray, offset: np.ndarray, size: np.ndarray, dest: np.ndarray,
+               out: bytearray) -> None:
+        """Read ``size`` bytes at ``offset`` of each range's part into ``out[dest:]`` (native, GIL released),
+        at most ``limit`` parts' descriptors at a time."""
+        uniq, which = np.unique(part, return_inverse=True)
+        for g in range(0, uniq.size, self.limit):
+            sel = slice(None) if uniq.size <= self.limit else (which >= g) & (which < g + self.limit)
+            fds = np.array([self.fd(int(p)) for p in uniq[g:g + self.limit]], np.int32)
+            w = (which[sel] - g).astype(np.uint32)
+            args = [np.ascontiguousarray(a, np.uint64) for a in (offset[sel], size[sel], dest[sel])]
+            done = _gather(fds, w, *args, out)
+            if done < w.size:
+                p = int(uniq[g + w[done]])
+                raise OSError(f"{self.stems[p]}.bin: short read ({int(args[1][done])} bytes at {int(args[0][done])})")
 
     def close(self) -> None:
         while self.open:
@@ -312,7 +324,6 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
         np.lib.format.write_array_header_1_0(langs_out, {"descr": "<u2", "fortran_order": False, "shape": (total,)})
     done = 0
     item = dtype.itemsize
-    buf = bytearray(COPY_BYTES)
     try:
         with BinidxWriter(prefix, dtype) as w:
             for b in range(1 << bits):
@@ -321,7 +332,7 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
                     continue
                 recs = np.fromfile(path, REC)
                 recs = recs[np.lexsort((recs["off"], recs["part"], recs["r"]))]
-                _copy_docs(recs, parts, buf, item, w)
+                _copy_docs(recs, parts, item, w)
                 if langs_out is not None:
                     langs_out.write(memoryview(np.ascontiguousarray(recs["lang"], dtype="<u2")).cast("B"))
                 done += recs.size
@@ -336,33 +347,30 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
     return w.result or {}
 
 
-def _records(recs: np.ndarray, sizes: np.ndarray, item: int) -> Iterator[tuple[int, int, int, int]]:
-    """(index, part, byte offset, byte size) per record, converted to Python ints 64k at a time (whole-bucket
-    lists would cost ~100 B per record)."""
-    for lo in range(0, recs.size, RECORD_SLICE):
-        sl = slice(lo, lo + RECORD_SLICE)
-        part_l, off_l = recs["part"][sl].tolist(), (recs["off"][sl] * np.uint64(item)).tolist()
-        yield from zip(range(lo, lo + len(part_l)), part_l, off_l, (sizes[sl] * item).tolist(), strict=True)
-
-
-def _copy_docs(recs: np.ndarray, parts: _Parts, buf: bytearray, item: int, w: BinidxWriter) -> None:
-    """Copy the documents of sorted records into the writer, COPY_BYTES at a time (one pread per document)."""
-    dtype = w.dtype
-    view = memoryview(buf)
-    pos, first = 0, 0
+def _copy_docs(recs: np.ndarray, parts: _Parts, item: int, w: BinidxWriter) -> None:
+    """Copy the documents of sorted records into the writer, about COPY_BYTES at a time: the native gather reads
+    one chunk's documents (one pread each) while a thread writes and hashes the previous chunk."""
+    if recs.size == 0:
+        return
     sizes = recs["ntok"].astype(np.int64)
-    for k, part, off, nb in _records(recs, sizes, item):
-        if pos + nb > len(buf):
-            if pos:
-                w.add_items(np.frombuffer(buf, dtype, pos // item), sizes[first:k])
-                pos, first = 0, k
-            if nb > len(buf):  # a document larger than the buffer goes through on its own
-                big = bytearray(nb)
-                parts.read_into(part, off, memoryview(big))
-                w.add_items(np.frombuffer(big, dtype), sizes[k:k + 1])
-                first = k + 1
-                continue
-        parts.read_into(part, off, view[pos:pos + nb])
-        pos += nb
-    if pos:
-        w.add_items(np.frombuffer(buf, dtype, pos // item), sizes[first:])
+    nbytes = sizes * item
+    starts = np.cumsum(nbytes) - nbytes
+    cuts = np.flatnonzero(np.diff(starts // COPY_BYTES)) + 1  # a chunk: the documents starting in one window
+    bounds = [0, *cuts.tolist(), recs.size]
+    bufs = [bytearray(), bytearray()]
+    with ThreadPoolExecutor(1, thread_name_prefix="shard-write") as writer:
+        pending = None
+        for c in range(len(bounds) - 1):
+            lo, hi = bounds[c], bounds[c + 1]
+            dest = starts[lo:hi] - starts[lo]
+            total = int(dest[-1] + nbytes[hi - 1])
+            buf = bufs[c % 2]  # the other buffer may still be being written
+            if len(buf) < total:
+                buf.extend(bytes(total - len(buf)))
+            parts.gather(recs["part"][lo:hi], recs["off"][lo:hi] * np.uint64(item), nbytes[lo:hi], dest, buf)
+            if pending is not None:
+                pending.result()
+            flat = np.frombuffer(buf, w.dtype, total // item)
+            pending = writer.submit(w.add_items, flat, sizes[lo:hi])
+        if pending is not None:
+            pending.result()

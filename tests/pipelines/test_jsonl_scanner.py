@@ -1,4 +1,4 @@
-"""The JSON Lines fast path (``_jsonl_native.scan`` behind ``iter_unit_batches``) against the general parser.
+"""The JSON Lines fast path (``_native.scan_jsonl`` behind ``iter_unit_batches``) against the general parser.
 
 Every input must give the same documents (UTF-8 bytes, length in characters, language), the same counts and the
 same errors whichever path reads it: the scanner accepts only lines it can read exactly and hands the rest to
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import rwkv_data.pipelines.streams as streams
 from rwkv_data.errors import InputFormatError
-from rwkv_data.pipelines._jsonl_native import scan
+from rwkv_data.pipelines._native import scan_jsonl as scan
 from rwkv_data.pipelines.readers import ReadOptions, ReadStats, expand_inputs, iter_unit, iter_unit_batches
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"

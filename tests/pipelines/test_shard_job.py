@@ -134,14 +134,16 @@ def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, mon
 
     inputs, _, vocab = corpus
     prefix, metas = baseline
-    monkeypatch.setattr(merge, "RECORD_SLICE", 7)
-    monkeypatch.setattr(merge, "COPY_BYTES", 64)  # many small writes and documents larger than the buffer
-    m2 = run(_cfg(inputs, tmp_path / "w2" / "P", vocab, workers=2, bucket_docs=5))
-    assert output_bytes(tmp_path / "w2" / "P") .keys() == output_bytes(prefix).keys()
-    for k, v in output_bytes(prefix).items():
-        if not k.endswith(".meta.json"):
-            assert output_bytes(tmp_path / "w2" / "P")[k] == v, f"{k} differs with 2 workers / small buckets"
-    assert m2["train"]["sha256"] == metas["train"]["sha256"]
+    monkeypatch.setattr(merge, "OPEN_PARTS", 2)  # a chunk's documents read in groups of 2 part files
+    # 64: many small writes and documents larger than the buffer; 4096: chunks spanning many part files
+    for copy_bytes in (64, 4096):
+        monkeypatch.setattr(merge, "COPY_BYTES", copy_bytes)
+        m2 = run(_cfg(inputs, tmp_path / f"w{copy_bytes}" / "P", vocab, workers=2, bucket_docs=5))
+        assert output_bytes(tmp_path / f"w{copy_bytes}" / "P").keys() == output_bytes(prefix).keys()
+        for k, v in output_bytes(prefix).items():
+            if not k.endswith(".meta.json"):
+                assert output_bytes(tmp_path / f"w{copy_bytes}" / "P")[k] == v, f"{k} differs ({copy_bytes})"
+        assert m2["train"]["sha256"] == metas["train"]["sha256"]
     m3 = run(_cfg(inputs, tmp_path / "s1" / "P", vocab, seed=1))
     assert m3["train"]["sha256"] != metas["train"]["sha256"], "another seed, another order"
     assert m3["val"]["per_language"] == metas["val"]["per_language"], "the split does not depend on the seed"

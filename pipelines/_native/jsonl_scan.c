@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "pipelines_native.h"
+
 #define MAX_DEPTH 256 /* deeper nesting (in other fields) goes to the general path */
 
 typedef unsigned char u8;
@@ -364,15 +366,15 @@ static int parse_line(Scanner *s, const u8 *p, const u8 *e, StrInfo *tinfo, int 
     return 1;
 }
 
-PyDoc_STRVAR(scan_doc,
+const char jsonl_scan_doc[] =
 "scan(block, text_key, lang_key) -> (texts, nchars, langs, n_lines, fallback)\n\n"
 "Scan a block of JSON Lines (complete lines; a last line without a newline counts as a line).\n"
 "texts: the accepted records' text fields as UTF-8 bytes; nchars: their lengths in code points;\n"
 "langs: their language fields (str, or None when absent or null); n_lines: lines in the block;\n"
 "fallback: (line index, accepted records before it, start, end) of every other line, for the\n"
-"general parser. text_key and lang_key are the field names as UTF-8 bytes.");
+"general parser. text_key and lang_key are the field names as UTF-8 bytes.";
 
-static PyObject *py_scan(PyObject *mod, PyObject *args) {
+PyObject *jsonl_scan(PyObject *mod, PyObject *args) {
     (void)mod;
     Py_buffer blk, tk, lk;
     if (!PyArg_ParseTuple(args, "y*y*y*", &blk, &tk, &lk)) return NULL;
@@ -439,16 +441,3 @@ done:
     PyBuffer_Release(&lk);
     return result;
 }
-
-static PyMethodDef methods[] = {
-    {"scan", py_scan, METH_VARARGS, scan_doc},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef moduledef = {
-    PyModuleDef_HEAD_INIT, "_jsonl_native",
-    "Fast path of the JSON Lines reader: text fields straight to UTF-8 bytes (see jsonl_native.c).", -1, methods,
-    NULL, NULL, NULL, NULL,
-};
-
-PyMODINIT_FUNC PyInit__jsonl_native(void) { return PyModule_Create(&moduledef); }
