@@ -4,10 +4,10 @@ Input: ../shared/corpus/mono/*.jsonl.zst (beside the repository root). Rows:
 
 * tokenizer 1 thread: our native tokenizer's own ``encode_batch(num_threads=1)`` on every document, already
   decoded and in memory (the ceiling for one worker).
-* shard, 1 / 2 workers: the whole job end to end in a fresh subprocess (imports, vocab load, reading,
-  decompression, JSON, tokenizing, parts, validation split, shuffle, merge, hashes, meta), ``--runs`` times,
-  median wall time. Peak RSS: the largest single process (getrusage of the waited children) and the sampled
-  peak sum over the process tree (``/proc``, every 20 ms).
+* shard, 1 / 2 workers: the whole job end to end in a fresh subprocess (imports, vocab load from the vocab
+  cache, which this script fills first, reading, decompression, JSON, tokenizing, parts, validation split,
+  shuffle, merge, hashes, meta), ``--runs`` times, median wall time. Peak RSS: the largest single process
+  (getrusage of the waited children) and the sampled peak sum over the process tree (``/proc``, every 20 ms).
 * shard x10, 2 workers: the corpus repeated ``--repeat`` times (symlinked copies, so 10x the documents and
   tokens) for the RSS-does-not-grow check; one run.
 * baseline: RWKV-LM make_data.py's loop (json.loads per line, rwkv's ``TRIE_TOKENIZER.encode``, append 0,
@@ -154,6 +154,9 @@ def main() -> None:
     files = sorted(CORPUS.glob("*.jsonl.zst"))
     if not files:
         raise SystemExit(f"no corpus at {CORPUS}")
+    from rwkv_data.tokenizer import TrieTokenizer
+
+    TrieTokenizer.world()  # parses World once and fills the vocab cache (a job's very first start pays ~0.2 s more)
     load0 = os.getloadavg()
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
