@@ -13,15 +13,12 @@ output is byte-identical for any ``--workers`` and after any kill + rerun.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +155,9 @@ def build_parts(todo: list[PartTask], tokenizer: Any, workers: int, bar: _Bar) -
             build_part(task, tokenizer, bar.update)
             bar.bar.update(1)
         return
+    import concurrent.futures as cf  # here: a 1-worker job does not need them
+    import multiprocessing as mp
+
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     counters = ctx.Array("q", 3)
     # largest inputs first, so the last part to finish is a small one (the part index fixes the output order);
@@ -296,10 +296,7 @@ def _common_meta(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTa
         for k, v in s["first_skip"].items():
             examples.setdefault(k, v)
     method = "budgets" if cfg.lang_budgets else "temperature" if cfg.temperature else "none"
-    try:
-        version = metadata.version("rwkv-data")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        version = "unknown"
+    from rwkv_data import __version__ as version
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "tool": "rwkv-data", "tool_version": version,
         "tokenizer": {"name": tok.name, "sha256": tok.sha256, "vocab_size": tok.vocab_size, "eos_id": 0,

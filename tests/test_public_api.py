@@ -49,3 +49,10 @@ def test_unknown_name_raises_attribute_error() -> None:
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_version_matches_the_installed_distribution() -> None:
+    """``__version__`` (written into every shard's meta.json) is the version pip installed."""
+    from importlib import metadata
+
+    assert rwkv_data.__version__ == metadata.version("rwkv-data")
