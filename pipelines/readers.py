@@ -389,9 +389,16 @@ def _jsonl_batches(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[DocBat
             if not cut:
                 carry += chunk
                 continue
-            block = carry + chunk[:cut] if carry else chunk[:cut]
+            view = memoryview(chunk)
+            start = 0
+            if carry:  # the line begun in earlier chunks: scanned on its own, so the chunk is never copied
+                start = chunk.find(b"\n") + 1
+                batch, lines = _scan_block(carry + view[:start], done, keys, path, opts, sink)
+                done += lines
+                if batch.datas:
+                    yield batch
+            batch, lines = _scan_block(view[start:cut], done, keys, path, opts, sink)
             carry = chunk[cut:]
-            batch, lines = _scan_block(block, done, keys, path, opts, sink)
             done += lines
             if batch.datas:
                 yield batch
@@ -406,7 +413,7 @@ def _jsonl_batches(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[DocBat
             yield batch
 
 
-def _scan_block(block: bytes, done: int, keys: tuple[bytes, bytes], path: str, opts: ReadOptions,
+def _scan_block(block: bytes | memoryview, done: int, keys: tuple[bytes, bytes], path: str, opts: ReadOptions,
                 sink: _Sink) -> tuple[DocBatch, int]:
     """One block of complete lines through the native scanner, its refused lines through the general parser."""
     assert _scan is not None
@@ -419,7 +426,7 @@ def _scan_block(block: bytes, done: int, keys: tuple[bytes, bytes], path: str, o
     batch = DocBatch(datas, nchars, langs)
     extra = []
     for line, before, start, end in fallback:
-        doc = _jsonl_record(block[start:end], done + line + 1, path, opts, sink)
+        doc = _jsonl_record(bytes(block[start:end]), done + line + 1, path, opts, sink)
         if doc is not None:
             extra.append((before, doc))
     for before, doc in reversed(extra):  # back to front, so earlier positions stay valid

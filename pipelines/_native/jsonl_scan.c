@@ -172,25 +172,29 @@ static const u8 *scan_string(const u8 *p, const u8 *e, Buf *out, StrInfo *info, 
         }
         if (p >= e) return NULL; /* no closing quote */
         u8 c = *p;
-        if (c >= 0x80) {
-            uint32_t cp = 0;
-            int k = nonspace ? utf8_len(p, e) : utf8_seq(p, e, &cp);
-            if (!k) return NULL;
-            if (o) {
-                if (e - p >= 4) memcpy(o, p, 4); /* one fixed-size store; only k bytes are kept */
-                else memcpy(o, p, (size_t)k);
-                o += k;
-            }
-            if (!nonspace && !is_space_cp(cp)) nonspace = 1;
-            nchars++;
-            p += k;
+        if (c >= 0x80) { /* a run of multi-byte characters, each validated as it is copied */
+            do {
+                uint32_t cp = 0;
+                int k = nonspace ? utf8_len(p, e) : utf8_seq(p, e, &cp);
+                if (!k) return NULL;
+                if (o) {
+                    if (e - p >= 4) memcpy(o, p, 4); /* one fixed-size store; only k bytes are kept */
+                    else memcpy(o, p, (size_t)k);
+                    o += k;
+                }
+                if (!nonspace && !is_space_cp(cp)) nonspace = 1;
+                nchars++;
+                p += k;
+            } while (p < e && *p >= 0x80);
             continue;
         }
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            if (o) *o++ = c;
-            if (c != ' ') nonspace = 1;
-            nchars++;
-            p++;
+        if (c >= 0x20 && c != '"' && c != '\\') { /* a run of plain ASCII shorter than a word */
+            do {
+                if (o) *o++ = *p;
+                if (*p != ' ') nonspace = 1;
+                nchars++;
+                p++;
+            } while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\');
             continue;
         }
         if (c == '"') {
