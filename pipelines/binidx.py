@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +38,7 @@ DTYPE_OF_CODE: dict[int, np.dtype] = {1: np.dtype(np.uint8), 2: np.dtype(np.int8
 CODE_OF_DTYPE = {np.dtype(np.uint16): 8, np.dtype(np.int32): 4}
 FLUSH_ITEMS = 1 << 16  # sizes buffered in RAM before they go to the temporary sizes file
 CHUNK_ITEMS = 1 << 20  # items per chunk when the index is streamed out
+PARALLEL_HASH_BYTES = 1 << 20  # writes at least this large are hashed on a second thread meanwhile
 
 
 def dtype_for_max_id(max_id: int) -> np.dtype:
@@ -102,6 +104,7 @@ class BinidxWriter:
         self._sizes: list[np.ndarray] = []
         self._buffered = 0
         self._bin_hash = hashlib.sha256()
+        self._hasher: ThreadPoolExecutor | None = None
         self.num_items = 0
         self.num_tokens = 0
         self.max_id = -1
@@ -127,8 +130,17 @@ class BinidxWriter:
         if sizes.size and (sizes.min() < 0 or sizes.max() > 0x7FFFFFFF):
             raise ShardFormatError(f"{self.prefix}: an item is longer than int32 sizes allow")
         mv = memoryview(flat).cast("B")
-        self._bin.write(mv)
-        self._bin_hash.update(mv)
+        if len(mv) >= PARALLEL_HASH_BYTES:  # sha256 on a thread while this one writes (both release the GIL)
+            if self._hasher is None:
+                self._hasher = ThreadPoolExecutor(1, thread_name_prefix="binidx-sha256")
+            hashed = self._hasher.submit(self._bin_hash.update, mv)
+            try:
+                self._bin.write(mv)
+            finally:
+                hashed.result()  # both done before returning: the caller may reuse its buffer
+        else:
+            self._bin.write(mv)
+            self._bin_hash.update(mv)
         if flat.size:
             self.max_id = max(self.max_id, int(flat.max()))
         self._sizes.append(sizes.astype(np.int32))
@@ -143,8 +155,14 @@ class BinidxWriter:
             self._sizes_f.write(memoryview(s).cast("B"))
         self._sizes, self._buffered = [], 0
 
+    def _stop_hasher(self) -> None:
+        if self._hasher is not None:
+            self._hasher.shutdown()
+            self._hasher = None
+
     def finalize(self) -> dict[str, object]:
         """Write the index, rename both files into place; returns counts and sha256 digests."""
+        self._stop_hasher()
         self._flush_sizes()
         self._sizes_f.close()
         self._bin.close()
@@ -180,6 +198,7 @@ class BinidxWriter:
 
     def abort(self) -> None:
         """Close and delete the temporary files (the final files are untouched)."""
+        self._stop_hasher()
         for f in (self._bin, self._sizes_f):
             f.close()
         for p in (self._bin_tmp, self._sizes_tmp, Path(f"{self.prefix}.idx.tmp")):
