@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,8 @@ from rwkv_data.pipelines.shard_parts import DOC_RECORD, doc_key
 CHUNK_DOCS = 1 << 20  # .docs records read per step
 REC = np.dtype([("r", "<u8"), ("off", "<u8"), ("part", "<u4"), ("ntok", "<u4"), ("lang", "<u2")])
 COPY_BYTES = 8 << 20  # tokens gathered before one write
-OPEN_PARTS = 256  # part files open at once while copying
+OPEN_PARTS = 1 << 16  # cap on part files open at once while copying (the open-file limit may set a lower one)
+FD_RESERVE = 256  # descriptors left for everything else
 SALT_SHUFFLE, SALT_KEEP = np.uint64(0x5EED5EED5EED5EED), np.uint64(0xC0FFEE00C0FFEE00)
 SPLITS = ("train", "val")
 
@@ -278,12 +279,14 @@ def distribute(plan: MergePlan, work: Path, split: str, expected: int) -> tuple[
 
 class _Parts:
     """Part token files read with pread (not mmap: mapped pages would count toward this process's RSS and make
-    it grow with the corpus), a bounded number of descriptors open at a time."""
+    it grow with the corpus). Every part stays open when the open-file limit allows (raised toward its hard
+    limit if need be); otherwise at most ``limit`` descriptors are open at a time."""
 
     def __init__(self, plan: MergePlan) -> None:
         self.stems = {p.index: p.stem for p in plan.parts}
-        self.limit = OPEN_PARTS
+        self.limit = min(OPEN_PARTS, _fd_budget(len(self.stems)))
         self.open: OrderedDict[int, int] = OrderedDict()
+        self.all_fds: np.ndarray | None = None  # part index -> descriptor, when every part fits
 
     def fd(self, part: int) -> int:
         fd = self.open.pop(part, None)
@@ -296,22 +299,52 @@ class _Parts:
 
     def gather(self, part: np.ndarray, offset: np.ndarray, size: np.ndarray, dest: np.ndarray,
                out: bytearray) -> None:
-        """Read ``size`` bytes at ``offset`` of each range's part into ``out[dest:]`` (native, GIL released),
-        at most ``limit`` parts' descriptors at a time."""
+        """Read ``size`` bytes at ``offset`` of each range's part into ``out[dest:]`` (native, GIL released)."""
+        offset, size, dest = (np.ascontiguousarray(a, np.uint64) for a in (offset, size, dest))
+        if len(self.stems) <= self.limit:
+            if self.all_fds is None:
+                self.all_fds = np.full(max(self.stems) + 1, -1, np.int32)
+                for i in self.stems:
+                    self.all_fds[i] = self.fd(i)
+            self._gather(self.all_fds, part.astype(np.uint32), offset, size, dest, out, lambda k: int(part[k]))
+            return
         uniq, which = np.unique(part, return_inverse=True)
         for g in range(0, uniq.size, self.limit):
-            sel = slice(None) if uniq.size <= self.limit else (which >= g) & (which < g + self.limit)
+            sel = (which >= g) & (which < g + self.limit)
             fds = np.array([self.fd(int(p)) for p in uniq[g:g + self.limit]], np.int32)
             w = (which[sel] - g).astype(np.uint32)
-            args = [np.ascontiguousarray(a, np.uint64) for a in (offset[sel], size[sel], dest[sel])]
-            done = _gather(fds, w, *args, out)
-            if done < w.size:
-                p = int(uniq[g + w[done]])
-                raise OSError(f"{self.stems[p]}.bin: short read ({int(args[1][done])} bytes at {int(args[0][done])})")
+            self._gather(fds, w, offset[sel], size[sel], dest[sel], out, lambda k, w=w, g=g: int(uniq[g + w[k]]))
+
+    def _gather(self, fds: np.ndarray, which: np.ndarray, offset: np.ndarray, size: np.ndarray, dest: np.ndarray,
+                out: bytearray, part_of: Callable[[int], int]) -> None:
+        done = _gather(fds, which, offset, size, dest, out)
+        if done < which.size:
+            raise OSError(f"{self.stems[part_of(done)]}.bin: short read ({int(size[done])} bytes at "
+                          f"{int(offset[done])})")
 
     def close(self) -> None:
+        self.all_fds = None
         while self.open:
             os.close(self.open.popitem()[1])
+
+
+def _fd_budget(wanted: int) -> int:
+    """Descriptors the merge may keep open for ``wanted`` parts: the soft open-file limit (raised toward the hard
+    one when ``wanted`` needs it) less a reserve for everything else."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need and (hard == resource.RLIM_INFINITY or hard > soft):
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return max(16, (wanted if soft == resource.RLIM_INFINITY else soft - FD_RESERVE))
 
 
 def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, prefix: str, dtype: np.dtype,

@@ -70,3 +70,18 @@ def test_parts_gather_in_groups_and_names_a_short_part(tmp_path: Path, limit: in
             parts.gather(part, off, size, dest, out)
     finally:
         parts.close()
+
+
+def test_fd_budget_raises_the_soft_open_file_limit() -> None:
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2000:
+        pytest.skip(f"hard open-file limit {hard} too low to test")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (400, hard))
+        assert merge._fd_budget(100) == 400 - merge.FD_RESERVE  # enough already: unchanged
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 400
+        assert merge._fd_budget(1000) == 1000  # raised to what 1000 parts need
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 1000 + merge.FD_RESERVE
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
