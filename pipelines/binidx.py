@@ -16,6 +16,7 @@ See docs/shard-format.md.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import struct
@@ -99,12 +100,13 @@ class BinidxWriter:
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
         self._bin_tmp = Path(f"{self.prefix}.bin.tmp")
         self._sizes_tmp = Path(f"{self.prefix}.sizes.tmp")
-        self._bin = open(self._bin_tmp, "wb")  # noqa: SIM115 - closed in finalize/abort
+        self._bin = open(self._bin_tmp, "w+b")  # noqa: SIM115 - closed in finalize/abort; read too: reserve() maps it
         self._sizes_f = open(self._sizes_tmp, "wb")  # noqa: SIM115
         self._sizes: list[np.ndarray] = []
         self._buffered = 0
         self._bin_hash = hashlib.sha256()
         self._hasher: ThreadPoolExecutor | None = None
+        self._reserved: int | None = None  # total tokens, in positional mode (reserve / commit)
         self.num_items = 0
         self.num_tokens = 0
         self.max_id = -1
@@ -119,6 +121,44 @@ class BinidxWriter:
 
     def add_items(self, flat: np.ndarray, sizes: np.ndarray) -> None:
         """Append many items at once: ``flat`` holds their tokens back to back, ``sizes`` their lengths."""
+        if self._reserved is not None:
+            raise ValueError("this writer was reserve()d: place the tokens in the file and commit() them")
+        self._account(flat, sizes, write=True)
+
+    def reserve(self, total_tokens: int) -> int:
+        """Switch to positional mode: size ``.bin.tmp`` for ``total_tokens`` and return its file descriptor.
+
+        The caller fills the file itself (``pwrite``, or a shared mapping written from several threads) and
+        calls :meth:`commit` for each stretch in file order. The space is allocated up front
+        (``posix_fallocate``), so a full disk fails here with OSError instead of later, in a mapping.
+        """
+        if self.num_items or self._reserved is not None:
+            raise ValueError("reserve() must be the writer's first call, and only one")
+        fd = self._bin.fileno()
+        nbytes = total_tokens * self.dtype.itemsize
+        if nbytes:
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            except (AttributeError, OSError) as exc:  # not Linux, or a file system without fallocate
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise
+                os.ftruncate(fd, nbytes)
+        self._reserved = total_tokens
+        return fd
+
+    def commit(self, flat: np.ndarray, sizes: np.ndarray, max_id: int | None = None) -> None:
+        """Account for items already placed in the reserved file, in file order: ``flat`` is a view of their
+        tokens as they are in the file (hashed, counted, checked), ``sizes`` their lengths; ``max_id``, when the
+        caller has it, saves a pass over the tokens."""
+        if self._reserved is None:
+            raise ValueError("commit() needs reserve() first")
+        if np.asarray(flat).dtype != self.dtype:
+            raise ValueError(f"commit() takes the file's own {self.dtype} tokens, not {np.asarray(flat).dtype}")
+        if self.num_tokens + np.asarray(flat).size > self._reserved:
+            raise ValueError(f"committing past the {self._reserved} reserved tokens")
+        self._account(flat, sizes, write=False, max_id=max_id)
+
+    def _account(self, flat: np.ndarray, sizes: np.ndarray, write: bool, max_id: int | None = None) -> None:
         flat = np.ascontiguousarray(flat)
         if flat.dtype != self.dtype:
             if flat.size and (int(flat.max()) > np.iinfo(self.dtype).max or int(flat.min()) < 0):
@@ -130,7 +170,7 @@ class BinidxWriter:
         if sizes.size and (sizes.min() < 0 or sizes.max() > 0x7FFFFFFF):
             raise ShardFormatError(f"{self.prefix}: an item is longer than int32 sizes allow")
         mv = memoryview(flat).cast("B")
-        if len(mv) >= PARALLEL_HASH_BYTES:  # sha256 on a thread while this one writes (both release the GIL)
+        if write and len(mv) >= PARALLEL_HASH_BYTES:  # sha256 on a thread while this one writes (no GIL held)
             if self._hasher is None:
                 self._hasher = ThreadPoolExecutor(1, thread_name_prefix="binidx-sha256")
             hashed = self._hasher.submit(self._bin_hash.update, mv)
@@ -139,10 +179,11 @@ class BinidxWriter:
             finally:
                 hashed.result()  # both done before returning: the caller may reuse its buffer
         else:
-            self._bin.write(mv)
+            if write:
+                self._bin.write(mv)
             self._bin_hash.update(mv)
         if flat.size:
-            self.max_id = max(self.max_id, int(flat.max()))
+            self.max_id = max(self.max_id, int(flat.max()) if max_id is None else max_id)
         self._sizes.append(sizes.astype(np.int32))
         self._buffered += sizes.size
         self.num_items += sizes.size
@@ -163,6 +204,8 @@ class BinidxWriter:
     def finalize(self) -> dict[str, object]:
         """Write the index, rename both files into place; returns counts and sha256 digests."""
         self._stop_hasher()
+        if self._reserved is not None and self.num_tokens != self._reserved:
+            raise ValueError(f"{self.prefix}: {self.num_tokens} tokens committed of {self._reserved} reserved")
         self._flush_sizes()
         self._sizes_f.close()
         self._bin.close()

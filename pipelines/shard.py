@@ -259,9 +259,11 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     train_total, train_counts, train_bits = distribute(plan, merge_dir, "train", expected)
     prefixes = {"train": str(cfg.output), "val": f"{cfg.output}_val"}
     written = {}
-    for split, total, bits in (("train", train_total, train_bits), ("val", val_total, val_bits)):
+    for split, total, bits, counts in (("train", train_total, train_bits, train_counts),
+                                       ("val", val_total, val_bits, val_counts)):
         lang_path = f"{prefixes[split]}.lang.npy" if cfg.lang_array else None
-        written[split] = write_split(plan, merge_dir, split, bits, total, prefixes[split], dtype, lang_path)
+        tokens = int(counts.table[:, 1].sum()) if counts.table.size else 0
+        written[split] = write_split(plan, merge_dir, split, bits, total, tokens, prefixes[split], dtype, lang_path)
     common = _common_meta(cfg, tok, dtype, tasks, summaries, langs, weights, source, threshold)
     metas = {}
     for split, counts in (("train", train_counts), ("val", val_counts)):

@@ -18,11 +18,13 @@ Everything here reads the parts' small ``.docs`` records in chunks and never hol
 
 from __future__ import annotations
 
+import contextlib
 import math
+import mmap
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,8 @@ from rwkv_data.pipelines.shard_parts import DOC_RECORD, doc_key
 
 CHUNK_DOCS = 1 << 20  # .docs records read per step
 REC = np.dtype([("r", "<u8"), ("off", "<u8"), ("part", "<u4"), ("ntok", "<u4"), ("lang", "<u2")])
-COPY_BYTES = 8 << 20  # tokens gathered before one write
+COPY_BYTES = 16 << 20  # output bytes per mapped window of the merge copy
+COPY_THREADS = 2  # threads filling windows (each mostly in pread, without the GIL)
 OPEN_PARTS = 1 << 16  # cap on part files open at once while copying (the open-file limit may set a lower one)
 FD_RESERVE = 256  # descriptors left for everything else
 SALT_SHUFFLE, SALT_KEEP = np.uint64(0x5EED5EED5EED5EED), np.uint64(0xC0FFEE00C0FFEE00)
@@ -297,15 +300,24 @@ class _Parts:
         self.open[part] = fd
         return fd
 
+    def shareable(self) -> bool:
+        """Every part is open (opened now): :meth:`gather` may then run on several threads at once (the
+        descriptor table no longer changes)."""
+        if len(self.stems) > self.limit:
+            return False
+        if self.all_fds is None:
+            fds = np.full(max(self.stems) + 1, -1, np.int32)
+            for i in self.stems:
+                fds[i] = self.fd(i)
+            self.all_fds = fds
+        return True
+
     def gather(self, part: np.ndarray, offset: np.ndarray, size: np.ndarray, dest: np.ndarray,
-               out: bytearray) -> None:
+               out: bytearray | mmap.mmap) -> None:
         """Read ``size`` bytes at ``offset`` of each range's part into ``out[dest:]`` (native, GIL released)."""
         offset, size, dest = (np.ascontiguousarray(a, np.uint64) for a in (offset, size, dest))
-        if len(self.stems) <= self.limit:
-            if self.all_fds is None:
-                self.all_fds = np.full(max(self.stems) + 1, -1, np.int32)
-                for i in self.stems:
-                    self.all_fds[i] = self.fd(i)
+        if self.shareable():
+            assert self.all_fds is not None
             self._gather(self.all_fds, part.astype(np.uint32), offset, size, dest, out, lambda k: int(part[k]))
             return
         uniq, which = np.unique(part, return_inverse=True)
@@ -316,7 +328,7 @@ class _Parts:
             self._gather(fds, w, offset[sel], size[sel], dest[sel], out, lambda k, w=w, g=g: int(uniq[g + w[k]]))
 
     def _gather(self, fds: np.ndarray, which: np.ndarray, offset: np.ndarray, size: np.ndarray, dest: np.ndarray,
-                out: bytearray, part_of: Callable[[int], int]) -> None:
+                out: bytearray | mmap.mmap, part_of: Callable[[int], int]) -> None:
         done = _gather(fds, which, offset, size, dest, out)
         if done < which.size:
             raise OSError(f"{self.stems[part_of(done)]}.bin: short read ({int(size[done])} bytes at "
@@ -347,9 +359,13 @@ def _fd_budget(wanted: int) -> int:
     return max(16, (wanted if soft == resource.RLIM_INFINITY else soft - FD_RESERVE))
 
 
-def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, prefix: str, dtype: np.dtype,
-                lang_path: str | None) -> dict[str, Any]:
-    """Sort each bucket by r and copy its documents into ``prefix.bin/.idx`` (+ the language array)."""
+def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, tokens: int, prefix: str,
+                dtype: np.dtype, lang_path: str | None) -> dict[str, Any]:
+    """Sort each bucket by r and copy its documents into ``prefix.bin/.idx`` (+ the language array).
+
+    ``total`` records and ``tokens`` tokens are expected (from :func:`distribute`): the ``.bin`` is allocated at
+    its final size and filled in place (see :func:`_copy_docs`).
+    """
     parts = _Parts(plan)
     langs_out = None
     if lang_path is not None:  # a .npy written as a stream (a memmap's dirty pages would grow the RSS)
@@ -359,13 +375,15 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
     item = dtype.itemsize
     try:
         with BinidxWriter(prefix, dtype) as w:
+            fd = w.reserve(tokens)
+            base = 0
             for b in range(1 << bits):
                 path = work / f"{split}-{b:05d}.rec"
                 if not path.exists():
                     continue
                 recs = np.fromfile(path, REC)
                 recs = recs[np.lexsort((recs["off"], recs["part"], recs["r"]))]
-                _copy_docs(recs, parts, item, w)
+                base = _copy_docs(recs, parts, item, w, fd, base)
                 if langs_out is not None:
                     langs_out.write(memoryview(np.ascontiguousarray(recs["lang"], dtype="<u2")).cast("B"))
                 done += recs.size
@@ -380,30 +398,64 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
     return w.result or {}
 
 
-def _copy_docs(recs: np.ndarray, parts: _Parts, item: int, w: BinidxWriter) -> None:
-    """Copy the documents of sorted records into the writer, about COPY_BYTES at a time: the native gather reads
-    one chunk's documents (one pread each) while a thread writes and hashes the previous chunk."""
+def _copy_docs(recs: np.ndarray, parts: _Parts, item: int, w: BinidxWriter, fd: int, base: int) -> int:
+    """Copy the documents of sorted records into the reserved ``.bin`` (descriptor ``fd``) from byte ``base`` on;
+    returns the byte offset after them.
+
+    The output goes in windows of whole documents, about COPY_BYTES each: a window is mapped (MAP_SHARED) and
+    filled by the native gather, one pread per document straight into the mapping (one copy, no write call, and
+    no inode lock, so COPY_THREADS threads fill windows at once); this thread hashes and commits the finished
+    windows in file order and unmaps them. At most COPY_THREADS + 1 windows are mapped at a time, which bounds
+    the mapped pages in this process's RSS.
+    """
     if recs.size == 0:
-        return
+        return base
     sizes = recs["ntok"].astype(np.int64)
     nbytes = sizes * item
-    starts = np.cumsum(nbytes) - nbytes
-    cuts = np.flatnonzero(np.diff(starts // COPY_BYTES)) + 1  # a chunk: the documents starting in one window
+    starts = np.cumsum(nbytes) - nbytes  # from base
+    cuts = np.flatnonzero(np.diff(starts // COPY_BYTES)) + 1  # a window: the documents starting in one stretch
     bounds = [0, *cuts.tolist(), recs.size]
-    bufs = [bytearray(), bytearray()]
-    with ThreadPoolExecutor(1, thread_name_prefix="shard-write") as writer:
-        pending = None
-        for c in range(len(bounds) - 1):
-            lo, hi = bounds[c], bounds[c + 1]
-            dest = starts[lo:hi] - starts[lo]
-            total = int(dest[-1] + nbytes[hi - 1])
-            buf = bufs[c % 2]  # the other buffer may still be being written
-            if len(buf) < total:
-                buf.extend(bytes(total - len(buf)))
-            parts.gather(recs["part"][lo:hi], recs["off"][lo:hi] * np.uint64(item), nbytes[lo:hi], dest, buf)
-            if pending is not None:
-                pending.result()
-            flat = np.frombuffer(buf, w.dtype, total // item)
-            pending = writer.submit(w.add_items, flat, sizes[lo:hi])
-        if pending is not None:
-            pending.result()
+    offsets = recs["off"] * np.uint64(item)
+    threads = COPY_THREADS if parts.shareable() else 1
+
+    def fill(lo: int, hi: int) -> tuple[mmap.mmap, int, int, int]:
+        first, end = base + int(starts[lo]), base + int(starts[hi - 1] + nbytes[hi - 1])
+        aligned = first - first % mmap.ALLOCATIONGRANULARITY
+        m = mmap.mmap(fd, end - aligned, offset=aligned)
+        try:
+            parts.gather(recs["part"][lo:hi], offsets[lo:hi], nbytes[lo:hi], starts[lo:hi] + (base - aligned), m)
+            view = np.frombuffer(m, w.dtype, (end - first) // item, first - aligned)
+            top = int(view.max())  # here, on this thread, while the window is still in cache
+            del view
+        except BaseException:
+            m.close()
+            raise
+        return m, first - aligned, end - first, top
+
+    pending: deque[tuple[Future[tuple[mmap.mmap, int, int, int]], int, int]] = deque()
+
+    def commit_next() -> None:
+        future, lo, hi = pending.popleft()
+        m, skip, length, top = future.result()
+        try:
+            view = np.frombuffer(m, w.dtype, length // item, skip)
+            w.commit(view, sizes[lo:hi], max_id=top)
+            del view  # the mapping cannot close while a view exports it
+        finally:
+            with contextlib.suppress(BufferError):  # after an error a traceback may still hold a view
+                m.close()
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="shard-copy") as pool:
+        try:
+            for c in range(len(bounds) - 1):
+                pending.append((pool.submit(fill, bounds[c], bounds[c + 1]), bounds[c], bounds[c + 1]))
+                if len(pending) > threads:
+                    commit_next()
+            while pending:
+                commit_next()
+        except BaseException:
+            for future, _, _ in pending:  # unmap what the other windows mapped
+                if not future.cancel() and future.exception() is None:
+                    future.result()[0].close()
+            raise
+    return base + int(starts[-1] + nbytes[-1])

@@ -117,3 +117,50 @@ def test_magic_prime_reports_the_rwkv_lm_constraint() -> None:
     assert magic_prime(1_498_226_207, 4096)["magic_prime"] == 365_759  # RWKV-LM README, minipile
     small = magic_prime(100, 10)  # slots 10 -> p = 5, ratio 0.5
     assert small["magic_prime"] == 5 and small["ok"] is False and "0.9" in small["problem"]
+
+
+@pytest.mark.parametrize("dtype,top", [(np.uint16, 65535), (np.int32, 70000)])
+def test_reserved_file_filled_in_place_equals_appending(tmp_path: Path, dtype: type, top: int) -> None:
+    """reserve() + filling the file out of order (pwrite) + commit() in file order gives the bytes, index and
+    digests of add_items()."""
+    import os
+
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 30, size=120)
+    flat = rng.integers(1, top + 1, size=int(sizes.sum())).astype(dtype)
+    with BinidxWriter(tmp_path / "a", dtype) as wa:
+        wa.add_items(flat, sizes)
+    cuts = [0, 7, 50, 51, 120]
+    with BinidxWriter(tmp_path / "b", dtype) as wb:
+        fd = wb.reserve(flat.size)
+        ends = np.cumsum(sizes)
+        for lo, hi in reversed(list(zip(cuts, cuts[1:], strict=False))):  # filled back to front
+            a, b = int(ends[lo - 1]) if lo else 0, int(ends[hi - 1])
+            os.pwrite(fd, flat[a:b].tobytes(), a * flat.itemsize)
+        mapped = np.fromfile(f"{tmp_path}/b.bin.tmp", dtype)
+        for lo, hi in zip(cuts, cuts[1:], strict=False):
+            a, b = int(ends[lo - 1]) if lo else 0, int(ends[hi - 1])
+            wb.commit(mapped[a:b], sizes[lo:hi])
+    for ext in ("bin", "idx"):
+        assert Path(f"{tmp_path}/a.{ext}").read_bytes() == Path(f"{tmp_path}/b.{ext}").read_bytes()
+    assert wa.result == wb.result
+
+
+def test_reserve_commit_misuse_is_refused(tmp_path: Path) -> None:
+    w = BinidxWriter(tmp_path / "m", np.uint16)
+    with pytest.raises(ValueError, match="needs reserve"):
+        w.commit(np.zeros(2, np.uint16), [2])
+    w.reserve(4)
+    with pytest.raises(ValueError, match="reserve\\(\\) must be"):
+        w.reserve(4)
+    with pytest.raises(ValueError, match="commit\\(\\) them"):
+        w.add_items(np.zeros(2, np.uint16), [2])
+    with pytest.raises(ValueError, match="uint16 tokens, not int64"):
+        w.commit(np.zeros(2, np.int64), [2])
+    with pytest.raises(ValueError, match="past the 4 reserved"):
+        w.commit(np.zeros(5, np.uint16), [5])
+    w.commit(np.zeros(3, np.uint16), [3])
+    with pytest.raises(ValueError, match="3 tokens committed of 4 reserved"):
+        w.finalize()
+    w.abort()
+    assert not list(tmp_path.glob("m.*")), "an aborted writer leaves nothing behind"

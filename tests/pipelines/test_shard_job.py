@@ -134,10 +134,11 @@ def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, mon
 
     inputs, _, vocab = corpus
     prefix, metas = baseline
-    monkeypatch.setattr(merge, "OPEN_PARTS", 2)  # a chunk's documents read in groups of 2 part files
-    # 64: many small writes and documents larger than the buffer; 4096: chunks spanning many part files
-    for copy_bytes in (64, 4096):
+    # 64 bytes: a mapped window per document or two, filled by 2 threads at once; 4096 bytes with at most 2 part
+    # files open: windows spanning many parts, read in groups of 2 on one thread
+    for copy_bytes, open_parts in ((64, merge.OPEN_PARTS), (4096, 2)):
         monkeypatch.setattr(merge, "COPY_BYTES", copy_bytes)
+        monkeypatch.setattr(merge, "OPEN_PARTS", open_parts)
         m2 = run(_cfg(inputs, tmp_path / f"w{copy_bytes}" / "P", vocab, workers=2, bucket_docs=5))
         assert output_bytes(tmp_path / f"w{copy_bytes}" / "P").keys() == output_bytes(prefix).keys()
         for k, v in output_bytes(prefix).items():

@@ -38,14 +38,14 @@ if mode == "slow-parts":
         return out
     shard.build_part = slow
 elif mode == "die-in-merge":
-    orig_add = bx.BinidxWriter.add_items
+    orig_commit = bx.BinidxWriter.commit  # the merge fills the reserved .bin, then commits each window
     calls = [0]
-    def add(self, flat, sizes):
-        orig_add(self, flat, sizes)
+    def commit(self, flat, sizes, **kw):
+        orig_commit(self, flat, sizes, **kw)
         calls[0] += 1
         if calls[0] == 3:
             os.kill(os.getpid(), signal.SIGKILL)
-    bx.BinidxWriter.add_items = add
+    bx.BinidxWriter.commit = commit
 shard.run(cfg)
 """
 
