@@ -121,14 +121,7 @@ class TrieTokenizer:
             num_threads: worker threads; default: the CPUs this process may use.
             as_array: return numpy arrays (as :meth:`encode_array`) instead of lists.
         """
-        if isinstance(texts, str | bytes):
-            raise TypeError("encode_batch takes a sequence of documents, not one document")
-        for d in texts:
-            _check_doc(d, "encode_batch")
-        threads = default_threads() if num_threads is None else int(num_threads)
-        if threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        return self._core.encode_batch(texts, threads, as_array)
+        return self._core.encode_batch(texts, _batch_threads(texts, num_threads, "encode_batch"), as_array)
 
     def encode_packed(self, texts: Sequence[str | bytes],
                       num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -140,14 +133,7 @@ class TrieTokenizer:
             ``(ids, sizes)``: the ids (uint16, or uint32 for vocabs with ids above 65535) and each document's
             number of ids, without its 0 (uint32).
         """
-        if isinstance(texts, str | bytes):
-            raise TypeError("encode_packed takes a sequence of documents, not one document")
-        for d in texts:
-            _check_doc(d, "encode_packed")
-        threads = default_threads() if num_threads is None else int(num_threads)
-        if threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        return self._core.encode_packed(texts, threads)
+        return self._core.encode_packed(texts, _batch_threads(texts, num_threads, "encode_packed"))
 
     def pieces(self, text: str | bytes) -> list[tuple[int, bytes]]:
         """Debug view: ``(id, token bytes)`` for each token of ``text``."""
@@ -203,6 +189,18 @@ class TrieTokenizer:
             f"ids[{a}:{b}] = {span} give bytes {data[exc.start:exc.end]!r} (byte offset {exc.start}) that are not "
             f"valid UTF-8 ({exc.reason}); a token may be part of a character: decode more ids together, or use "
             "errors='replace' or decode_bytes()", a, b)
+
+
+def _batch_threads(texts: Any, num_threads: int | None, what: str) -> int:
+    """Check a batch call's documents and return its thread count (default: the CPUs this process may use)."""
+    if isinstance(texts, str | bytes):
+        raise TypeError(f"{what} takes a sequence of documents, not one document")
+    for d in texts:
+        _check_doc(d, what)
+    threads = default_threads() if num_threads is None else int(num_threads)
+    if threads < 1:
+        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    return threads
 
 
 def _check_doc(data: Any, what: str) -> None:
