@@ -249,14 +249,24 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     split = ValidationSplit(tuple(langs), n_docs, threshold, cutoff, has)
     plan = MergePlan(parts, langs, split, np.ones(len(langs)), cfg.seed, cfg.bucket_docs)
     n_val_max = int(n_docs.sum())
-    val_total, val_counts, val_bits = distribute(plan, merge_dir, "val", int(cfg.val_fraction * n_val_max) + 1)
+    expected_val = int(cfg.val_fraction * n_val_max) + 1
     source = _source_table(summaries, langs)
+    mixing = bool(cfg.lang_budgets or cfg.temperature)
+    if mixing:  # the weights need the train side's tokens, so the validation records come first
+        (val_total, val_counts, val_bits), = distribute(plan, merge_dir, {"val": expected_val}).values()
+    else:  # every weight is 1: both splits in one pass
+        done = distribute(plan, merge_dir, {"val": expected_val, "train": n_val_max})
+        val_total, val_counts, val_bits = done["val"]
     train_tokens = {lg: int(source[i, 1] - val_counts.table[i, 1]) if val_counts.table.size else int(source[i, 1])
                     for i, lg in enumerate(langs)}
     weights = lang_weights(train_tokens, dict(cfg.lang_budgets), cfg.temperature)
     plan.weights = np.array([weights[lg] for lg in langs], np.float64)
     expected = int(sum(weights[lg] * (n_docs[i]) for i, lg in enumerate(langs)))
-    train_total, train_counts, train_bits = distribute(plan, merge_dir, "train", expected)
+    if mixing:
+        (train_total, train_counts, train_bits), = distribute(plan, merge_dir, {"train": expected}).values()
+    else:
+        assert expected == n_val_max  # internal invariant: the buckets are sized as in the two-pass order
+        train_total, train_counts, train_bits = done["train"]
     prefixes = {"train": str(cfg.output), "val": f"{cfg.output}_val"}
     written = {}
     for split, total, bits, counts in (("train", train_total, train_bits, train_counts),

@@ -226,58 +226,71 @@ class MergePlan:
     bucket_docs: int
 
 
-def distribute(plan: MergePlan, work: Path, split: str, expected: int) -> tuple[int, SplitCounts, int]:
-    """Write the shuffle records of ``split`` to bucket files; returns (records, counts, bucket bits)."""
-    bits = max(0, math.ceil(math.log2(max(1.0, expected / max(1, plan.bucket_docs)))))
-    bits = min(bits, 16)
-    buffers: dict[int, list[np.ndarray]] = {}
-    pending = 0
-    total = 0
-    counts = SplitCounts()
+def distribute(plan: MergePlan, work: Path, expected: dict[str, int]) -> dict[str, tuple[int, SplitCounts, int]]:
+    """Write the shuffle records of each split in ``expected`` (``val`` and/or ``train``, with its expected record
+    count, which sizes its buckets) to bucket files, in one pass over the parts' records; returns per split
+    (records, counts, bucket bits). The train side needs ``plan.weights`` final."""
     seedmix = splitmix64(np.array([plan.seed], np.uint64) ^ SALT_SHUFFLE)
     n_langs = len(plan.langs)
-
-    def spill() -> None:
-        nonlocal pending
-        for b, arrs in buffers.items():
-            with open(work / f"{split}-{b:05d}.rec", "ab") as f:
-                for a in arrs:
-                    f.write(memoryview(a).cast("B"))
-        buffers.clear()
-        pending = 0
-
+    outs = {split: _SplitRecords(work, split, n, plan.bucket_docs) for split, n in expected.items()}
     for part in plan.parts:
         off_base = 0
         for start, rec, glang in iter_docs(part):
             isval = plan.split.mask(rec, glang)
             offs = off_base + np.cumsum(rec["ntok"].astype(np.uint64)) - rec["ntok"]
             off_base += int(rec["ntok"].astype(np.int64).sum())
-            if split == "val":
-                copies = isval.astype(np.int64)
-            else:
-                copies = np.where(isval, 0, copies_of(part.index, start, rec.size, plan.weights[glang], plan.seed))
-            counts.add(glang, rec, copies, n_langs)
-            idx = np.repeat(np.arange(rec.size), copies)
-            if idx.size == 0:
-                continue
-            copy_no = np.arange(idx.size) - np.repeat(np.cumsum(copies) - copies, copies)
-            uid = (np.uint64(part.index) << np.uint64(32)) | (np.uint64(start) + idx.astype(np.uint64))
-            out = np.empty(idx.size, REC)
-            out["r"] = splitmix64(splitmix64(uid ^ seedmix) + copy_no.astype(np.uint64))
-            out["off"], out["part"] = offs[idx], part.index
-            out["ntok"], out["lang"] = rec["ntok"][idx], glang[idx]
-            bucket = (out["r"] >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(idx.size, np.int64)
-            order = np.argsort(bucket, kind="stable")
-            out, bucket = out[order], bucket[order]
-            bounds = np.flatnonzero(np.diff(bucket)) + 1
-            for seg in np.split(np.arange(idx.size), bounds):
-                buffers.setdefault(int(bucket[seg[0]]), []).append(out[seg])
-            total += idx.size
-            pending += idx.size
-            if pending >= plan.bucket_docs:
-                spill()
-    spill()
-    return total, counts, bits
+            for split, out in outs.items():
+                if split == "val":
+                    copies = isval.astype(np.int64)
+                else:
+                    copies = np.where(isval, 0, copies_of(part.index, start, rec.size, plan.weights[glang],
+                                                          plan.seed))
+                out.counts.add(glang, rec, copies, n_langs)
+                idx = np.repeat(np.arange(rec.size), copies)
+                if idx.size == 0:
+                    continue
+                copy_no = np.arange(idx.size) - np.repeat(np.cumsum(copies) - copies, copies)
+                uid = (np.uint64(part.index) << np.uint64(32)) | (np.uint64(start) + idx.astype(np.uint64))
+                recs = np.empty(idx.size, REC)
+                recs["r"] = splitmix64(splitmix64(uid ^ seedmix) + copy_no.astype(np.uint64))
+                recs["off"], recs["part"] = offs[idx], part.index
+                recs["ntok"], recs["lang"] = rec["ntok"][idx], glang[idx]
+                out.add(recs)
+    for out in outs.values():
+        out.spill()
+    return {split: (out.total, out.counts, out.bits) for split, out in outs.items()}
+
+
+class _SplitRecords:
+    """One split's shuffle records on their way to ``2**bits`` bucket files (by the top bits of r)."""
+
+    def __init__(self, work: Path, split: str, expected: int, bucket_docs: int) -> None:
+        self.work, self.split, self.bucket_docs = work, split, bucket_docs
+        self.bits = min(16, max(0, math.ceil(math.log2(max(1.0, expected / max(1, bucket_docs))))))
+        self.buffers: dict[int, list[np.ndarray]] = {}
+        self.pending = self.total = 0
+        self.counts = SplitCounts()
+
+    def add(self, recs: np.ndarray) -> None:
+        bucket = (recs["r"] >> np.uint64(64 - self.bits)).astype(np.int64) if self.bits else \
+            np.zeros(recs.size, np.int64)
+        order = np.argsort(bucket, kind="stable")
+        recs, bucket = recs[order], bucket[order]
+        bounds = np.flatnonzero(np.diff(bucket)) + 1
+        for seg in np.split(np.arange(recs.size), bounds):
+            self.buffers.setdefault(int(bucket[seg[0]]), []).append(recs[seg])
+        self.total += recs.size
+        self.pending += recs.size
+        if self.pending >= self.bucket_docs:
+            self.spill()
+
+    def spill(self) -> None:
+        for b, arrs in self.buffers.items():
+            with open(self.work / f"{self.split}-{b:05d}.rec", "ab") as f:
+                for a in arrs:
+                    f.write(memoryview(a).cast("B"))
+        self.buffers.clear()
+        self.pending = 0
 
 
 class _Parts:
