@@ -19,7 +19,7 @@ Input: ../shared/corpus/mono/*.jsonl.zst (beside the repository root). Rows:
 MB/s = UTF-8 bytes of document text / wall time. The machine is shared: the load average before and after is
 printed with the table.
 
-Run: python benchmarks/shard_speed.py [--runs 3] [--repeat 10] [--subset 40]
+Run: python benchmarks/shard_speed.py [--runs 5] [--repeat 10] [--subset 40]
 """
 
 from __future__ import annotations
@@ -28,12 +28,15 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from tokenizer_speed import parallel_capacity  # noqa: E402 - a sibling script (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus" / "mono"
@@ -186,9 +189,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         timed: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+        capacity = []  # the machine's own 2-way parallel speed-up, between rounds (see tokenizer_speed.py)
         for i in range(args.runs):  # jobs first, while this process is still small; 1 and 2 workers alternate
             for w in (1, 2):
                 timed[w].append(run_job([str(CORPUS)], w, tmpd / f"w{w}-{i}" / "P", sample_rss=False))
+            capacity.append(parallel_capacity(2))
         for w, runs in timed.items():
             mem = run_job([str(CORPUS)], w, tmpd / f"w{w}-rss" / "P")  # one more run, with the RSS sampler
             r = min(runs, key=lambda x: x["wall"])
@@ -220,10 +225,11 @@ def main() -> None:
         rows[f"baseline make_data.py-style (1/{args.subset} subset, {nb / 1e6:.1f} MB)"] = {
             "mbps": mbps, "cpu_mbps": cpu_mbps}
     load1 = os.getloadavg()
-    _report(rows, files, text_mb, load0[0], load1[0])
+    _report(rows, files, text_mb, load0[0], load1[0], capacity)
 
 
-def _report(rows: dict[str, dict[str, float]], files: list[Path], text_mb: float, load0: float, load1: float) -> None:
+def _report(rows: dict[str, dict[str, float]], files: list[Path], text_mb: float, load0: float, load1: float,
+            capacity: list[float]) -> None:
     print(f"\ncorpus: {CORPUS} ({len(files)} files, {text_mb:.1f} MB of document text); cores: {os.cpu_count()}; "
           f"load average before {load0:.1f}, after {load1:.1f}")
     base = next(v for k, v in rows.items() if k.startswith("baseline"))
@@ -252,6 +258,8 @@ def _report(rows: dict[str, dict[str, float]], files: list[Path], text_mb: float
     ]
     for name, got, want in checks:
         print(f"{'PASS' if got >= want else 'MISS'}  {name}: {got:.2f} (target {want})")
+    print(f"control: sha256 on 2 threads ran {statistics.median(capacity):.2f}x one thread between the rounds "
+          f"({' / '.join(f'{c:.2f}' for c in capacity)}): the most any 2-way job can gain here")
     print("walls (s): " + "; ".join(f"{k}: {', '.join(f'{x:.2f}' for x in v['walls'])}"
                                    for k, v in rows.items() if "walls" in v))
 
