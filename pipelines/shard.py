@@ -14,6 +14,7 @@ output is byte-identical for any ``--workers`` and after any kill + rerun.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from rwkv_data.pipelines.shard_merge import (
     write_split,
 )
 from rwkv_data.pipelines.shard_parts import PartTask, build_part, is_done, load_summary, part_key
+from rwkv_data.tokenizer.cores import default_threads
 
 log = logging.getLogger(__name__)
 FORMAT = "rwkv-data-binidx"
@@ -63,8 +65,8 @@ def check_config(cfg: ShardConfig) -> None:
         raise ConfigError("no inputs: give files, folders, globs or hf:NAME")
     if cfg.on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', not {cfg.on_error!r}")
-    if cfg.workers < 1:
-        raise ConfigError(f"workers must be >= 1, not {cfg.workers}")
+    if cfg.workers < 0:
+        raise ConfigError(f"workers must be >= 1, or 0 for one per CPU; not {cfg.workers}")
     if cfg.executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', not {cfg.executor!r}")
     if cfg.executor == "ray":
@@ -191,6 +193,8 @@ def _unit_size(task: PartTask) -> int:
 def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     """Run the shard job; returns ``{"train": meta, "val": meta}`` (also written as ``P.meta.json``)."""
     check_config(cfg)
+    if cfg.workers == 0:  # one per CPU; the output does not depend on the count
+        cfg = dataclasses.replace(cfg, workers=default_threads())
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg)
     dtype = dtype_for_max_id(tok.vocab_size - 1)
     opts = read_options(cfg)

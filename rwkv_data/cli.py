@@ -300,7 +300,8 @@ def _budgets(values: tuple[str, ...]) -> dict[str, int] | None:
 @click.option("--ctx-len", "ctx_len", type=int, multiple=True, help="magic_prime for this ctx_len; repeatable. "
               + _shard_default("ctx_lens"))
 @click.option("--lang-array/--no-lang-array", default=None, help="Write P.lang.npy. " + _shard_default("lang_array"))
-@click.option("--workers", type=int, help="Tokenizer processes. " + _shard_default("workers"))
+@click.option("--workers", type=int, help="Tokenizer processes (0: one per CPU; the output is the same for any "
+              "count). " + _shard_default("workers"))
 @click.option("--executor", type=click.Choice(["local", "ray"]),
               help="Where parts are tokenized: local processes or Ray tasks (pip install 'rwkv-data[ray]'). "
               + _shard_default("executor"))

@@ -237,7 +237,7 @@ class ShardConfig:
     temperature: float = 0.0  # > 0: weight languages to p**(1/T) of their token share (0 = natural mix)
     ctx_lens: tuple[int, ...] = (512, 4096)  # magic_prime / my_exit_tokens are computed for each
     lang_array: bool = True  # write P.lang.npy (uint16 index into meta "languages", one per item)
-    workers: int = 1  # tokenizer processes
+    workers: int = 0  # tokenizer processes; 0 = one per CPU this process may use
     work_dir: str = ""  # parts and completion markers ("" = P.work next to the output)
     keep_work: bool = False  # keep the parts after success (a rerun then only redoes the merge)
     bucket_docs: int = 1 << 20  # shuffle records per bucket (merge RAM ~ 26 B x this); never changes bytes

@@ -190,3 +190,14 @@ def test_custom_work_dir_keeps_foreign_files_and_output_parent_is_made(corpus, t
     run(_cfg(inputs[:1], tmp_path / "new" / "dir" / "P", vocab, work_dir=str(work)))
     assert [p.name for p in work.iterdir()] == ["mine.txt"]
     assert Path(f"{tmp_path}/new/dir/P.meta.json").is_file()
+
+
+def test_default_workers_one_per_cpu_same_bytes(corpus, baseline, tmp_path: Path) -> None:
+    inputs, _, vocab = corpus
+    prefix, metas = baseline
+    assert ShardConfig().workers == 0
+    m = run(_cfg(inputs, tmp_path / "d" / "P", vocab))  # workers 0: one process per CPU
+    assert m["train"]["sha256"] == metas["train"]["sha256"] and m["val"]["sha256"] == metas["val"]["sha256"]
+    assert "workers" not in m["train"]["config"]
+    with pytest.raises(ConfigError, match="workers must be >= 1, or 0"):
+        run(_cfg(inputs, tmp_path / "n" / "P", vocab, workers=-1))
