@@ -441,7 +441,8 @@ def _copy_docs(recs: np.ndarray, parts: _Parts, item: int, w: BinidxWriter, fd: 
             top = int(view.max())  # here, on this thread, while the window is still in cache
             del view
         except BaseException:
-            m.close()
+            with contextlib.suppress(BufferError):  # a view may still be alive in the traceback
+                m.close()
             raise
         return m, first - aligned, end - first, top
 
