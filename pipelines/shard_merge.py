@@ -344,8 +344,9 @@ class _Parts:
                 out: bytearray | mmap.mmap, part_of: Callable[[int], int]) -> None:
         done = _gather(fds, which, offset, size, dest, out)
         if done < which.size:
-            raise OSError(f"{self.stems[part_of(done)]}.bin: short read ({int(size[done])} bytes at "
-                          f"{int(offset[done])})")
+            stem = self.stems[part_of(done)]
+            raise OSError(f"{stem}.bin: short read ({int(size[done])} bytes at {int(offset[done])}): the part is "
+                          f"damaged; delete {stem}.done (or the whole work folder) and rerun to rebuild it")
 
     def close(self) -> None:
         self.all_fds = None

@@ -201,3 +201,18 @@ def test_default_workers_one_per_cpu_same_bytes(corpus, baseline, tmp_path: Path
     assert "workers" not in m["train"]["config"]
     with pytest.raises(ConfigError, match="workers must be >= 1, or 0"):
         run(_cfg(inputs, tmp_path / "n" / "P", vocab, workers=-1))
+
+
+def test_a_damaged_part_fails_the_merge_naming_it(corpus, tmp_path: Path) -> None:
+    """A part file cut short after its marker was written: the merge stops with an error naming the file and
+    leaves no half-written output."""
+    inputs, _, vocab = corpus
+    cfg = _cfg(inputs, tmp_path / "P", vocab, workers=1, keep_work=True)
+    run(cfg)
+    part = max((tmp_path / "P.work" / "parts").glob("part-*.bin"), key=lambda p: p.stat().st_size)
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    with pytest.raises(OSError, match=rf"{part.stem}\.bin: short read .* delete .*{part.stem}\.done"):
+        run(cfg)
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "P.meta.json").exists()
+    (part.parent / f"{part.stem}.done").unlink()  # as the message says: that part is rebuilt, the job completes
+    assert run(cfg)["train"]["documents"] > 0
