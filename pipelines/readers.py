@@ -351,9 +351,13 @@ class DocBatch:
 
     def add(self, doc: Document) -> None:
         """Append one document."""
-        self.datas.append(doc.data if doc.data is not None else doc.text.encode("utf-8"))
-        self.nchars.append(len(doc.text))
-        self.langs.append(doc.lang)
+        self.insert(len(self.datas), doc)
+
+    def insert(self, pos: int, doc: Document) -> None:
+        """Put one document at position ``pos``."""
+        self.datas.insert(pos, doc.data if doc.data is not None else doc.text.encode("utf-8"))
+        self.nchars.insert(pos, len(doc.text))
+        self.langs.insert(pos, doc.lang)
 
 
 BATCH_DOCS = 1024  # documents per DocBatch on the general path
@@ -430,9 +434,7 @@ def _scan_block(block: bytes | memoryview, done: int, keys: tuple[bytes, bytes],
         if doc is not None:
             extra.append((before, doc))
     for before, doc in reversed(extra):  # back to front, so earlier positions stay valid
-        batch.datas.insert(before, doc.data if doc.data is not None else doc.text.encode("utf-8"))
-        batch.nchars.insert(before, len(doc.text))
-        batch.langs.insert(before, doc.lang)
+        batch.insert(before, doc)
     return batch, lines
 
 

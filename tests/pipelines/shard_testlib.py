@@ -122,3 +122,17 @@ def output_bytes(prefix: Path | str) -> dict[str, bytes]:
             if f.exists():
                 out[Path(p).name + ext] = f.read_bytes()
     return out
+
+
+def assert_same_output(a: Path | str, b: Path | str) -> None:
+    """Two jobs wrote the same 8 files byte for byte; the meta files are equal once their own output path (which
+    differs between the two jobs) is set aside."""
+    ba, bb = output_bytes(a), output_bytes(b)
+    assert ba.keys() == bb.keys() and len(ba) == 8
+    for k in ba:
+        if k.endswith(".meta.json"):
+            ma, mb = json.loads(ba[k]), json.loads(bb[k])
+            assert ma["config"].pop("output") != mb["config"].pop("output")
+            assert ma == mb, k
+        else:
+            assert ba[k] == bb[k], f"{k} differs"

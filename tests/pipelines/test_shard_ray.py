@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shard_testlib import output_bytes, write_corpus, write_vocab
+from shard_testlib import assert_same_output, write_corpus, write_vocab
 
 from rwkv_data.cli import main
 from rwkv_data.config import ShardConfig
@@ -26,19 +26,6 @@ from rwkv_data.pipelines.shard import run
 def _cfg(inputs: list[Path], out: Path, vocab: Path, **kw: object) -> ShardConfig:
     base = {"val_fraction": 0.1, "val_min_docs": 2, "ctx_lens": (16, 64), "progress": False}
     return ShardConfig(inputs=tuple(map(str, inputs)), output=str(out), vocab=str(vocab), **{**base, **kw})
-
-
-def _same_output(a: Path, b: Path) -> None:
-    """Every output file equal byte for byte; the meta files equal once their output path is set aside."""
-    ba, bb = output_bytes(a), output_bytes(b)
-    assert ba.keys() == bb.keys() and len(ba) == 8
-    for k in ba:
-        if k.endswith(".meta.json"):
-            ma, mb = json.loads(ba[k]), json.loads(bb[k])
-            assert ma["config"].pop("output") != mb["config"].pop("output")
-            assert ma == mb, k
-        else:
-            assert ba[k] == bb[k], f"{k} differs between the local and the ray executor"
 
 
 def _stamps(parts: Path) -> dict[str, tuple[int, int]]:
@@ -75,7 +62,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path, P
 def test_ray_executor_equals_local(ray_local, setup, tmp_path: Path) -> None:
     inputs, vocab, ref = setup
     metas = run(_cfg(inputs, tmp_path / "P", vocab, executor="ray"))
-    _same_output(ref, tmp_path / "P")
+    assert_same_output(ref, tmp_path / "P")
     assert "executor" not in metas["train"]["config"], "the executor never changes the output, so meta omits it"
     assert not (tmp_path / "P.work").exists()
 
@@ -96,14 +83,14 @@ def test_cli_ray_resumes_local_parts_and_local_resumes_ray_parts(ray_local, setu
     main(args)  # the ray executor (on the running instance) rebuilds only the unmarked parts
     after = _stamps(parts)
     assert [k for k in before if after[k] != before[k]] == redo, "only the unmarked parts were redone"
-    _same_output(ref, tmp_path / "P")
+    assert_same_output(ref, tmp_path / "P")
     for name in redo[:1]:  # and the local executor reuses what the Ray tasks built
         (parts / name).with_suffix(".done").unlink()
     again = after
     run(dataclasses.replace(cfg, executor="local"))
     after = _stamps(parts)
     assert [k for k in again if after[k] != again[k]] == redo[:1]
-    _same_output(ref, tmp_path / "P")
+    assert_same_output(ref, tmp_path / "P")
 
 
 def test_bad_record_raises_input_format_error(ray_local, setup, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from shard_testlib import output_bytes, write_corpus, write_vocab
+from shard_testlib import assert_same_output, write_corpus, write_vocab
 
 from rwkv_data.config import ShardConfig, to_dict
 from rwkv_data.pipelines.shard import run
@@ -60,18 +60,6 @@ def _child(mode: str, cfg: ShardConfig) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _same_output(a: Path, b: Path) -> None:
-    ba, bb = output_bytes(a), output_bytes(b)
-    assert ba.keys() == bb.keys() and len(ba) == 8
-    for k in ba:
-        if k.endswith(".meta.json"):
-            ma, mb = json.loads(ba[k]), json.loads(bb[k])
-            ma["config"].pop("output"), mb["config"].pop("output")
-            assert ma == mb, k
-        else:
-            assert ba[k] == bb[k], f"{k} differs after kill + rerun"
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path, Path]:
     root = tmp_path_factory.mktemp("resume")
@@ -106,11 +94,11 @@ def test_sigkill_while_tokenizing_then_rerun(setup, tmp_path: Path) -> None:
     assert not Path(f"{tmp_path}/P.bin").exists()
     stamps = {p.name: p.with_suffix(".bin").stat().st_mtime_ns for p in parts.glob("*.done")}
     run(dataclasses.replace(cfg, keep_work=True))
-    _same_output(ref, tmp_path / "P")
+    assert_same_output(ref, tmp_path / "P")
     after = {p.name: p.with_suffix(".bin").stat().st_mtime_ns for p in parts.glob("*.done")}
     assert all(after[k] == v for k, v in stamps.items()), "finished parts were reused, not redone"
     run(cfg)  # a rerun after success only redoes the merge, then removes the work folder
-    _same_output(ref, tmp_path / "P")
+    assert_same_output(ref, tmp_path / "P")
     assert not (tmp_path / "P.work").exists()
 
 
@@ -122,7 +110,7 @@ def test_finished_parts_are_reused(setup, tmp_path: Path) -> None:
     stamps = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.bin")}
     run(cfg)
     assert stamps == {p.name: p.stat().st_mtime_ns for p in parts.glob("*.bin")}, "nothing re-tokenized"
-    _same_output(ref, tmp_path / "P")
+    assert_same_output(ref, tmp_path / "P")
 
 
 def test_sigkill_while_merging_then_rerun(setup, tmp_path: Path) -> None:
@@ -133,5 +121,5 @@ def test_sigkill_while_merging_then_rerun(setup, tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     assert Path(f"{tmp_path}/P.bin.tmp").exists() and not Path(f"{tmp_path}/P.meta.json").exists()
     run(cfg)
-    _same_output(ref, tmp_path / "P")
+    assert_same_output(ref, tmp_path / "P")
     assert not list(tmp_path.glob("*.tmp"))
