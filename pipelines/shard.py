@@ -31,6 +31,7 @@ from rwkv_data.pipelines.binidx import dtype_for_max_id, magic_prime, rwkv_train
 from rwkv_data.pipelines.readers import ReadOptions, ReadStats, expand_inputs, iter_unit
 from rwkv_data.pipelines.shard_merge import (
     MergePlan,
+    PartRecords,
     PartRef,
     ValidationSplit,
     distribute,
@@ -248,10 +249,11 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     merge_dir.mkdir(parents=True)
     for old in (f"{cfg.output}.meta.json", f"{cfg.output}_val.meta.json"):  # no meta = not finished
         Path(old).unlink(missing_ok=True)
-    n_docs, cutoff, has = val_cutoffs(parts, len(langs), cfg.val_min_docs)
+    records = PartRecords(parts)
+    n_docs, cutoff, has = val_cutoffs(records, len(langs), cfg.val_min_docs)
     threshold = val_threshold(cfg.val_fraction)
     split = ValidationSplit(tuple(langs), n_docs, threshold, cutoff, has)
-    plan = MergePlan(parts, langs, split, np.ones(len(langs)), cfg.seed, cfg.bucket_docs)
+    plan = MergePlan(parts, langs, split, np.ones(len(langs)), cfg.seed, cfg.bucket_docs, records)
     n_val_max = int(n_docs.sum())
     expected_val = int(cfg.val_fraction * n_val_max) + 1
     source = _source_table(summaries, langs)

@@ -79,16 +79,79 @@ class SplitCounts:
             self.table[:, j] += np.bincount(lang, weights=w, minlength=n_langs).astype(np.int64)
 
 
-def iter_docs(part: PartRef) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(first local index, records, global language) of a part, CHUNK_DOCS at a time."""
-    with open(f"{part.stem}.docs", "rb") as f:
-        start = 0
-        while True:
-            rec = np.fromfile(f, dtype=DOC_RECORD, count=CHUNK_DOCS)
-            if rec.size == 0:
-                return
-            yield start, rec, part.lang_map[rec["lang"]]
-            start += rec.size
+@dataclass(frozen=True)
+class DocChunk:
+    """Records of consecutive documents (part order, then document order); small parts share a chunk, so the
+    merge's numpy work runs once per chunk rather than once per part."""
+
+    part: np.ndarray  # uint64: the document's part index
+    local: np.ndarray  # uint64: its index within the part
+    off: np.ndarray  # uint64: its first token's position in the part's .bin
+    rec: np.ndarray  # DOC_RECORD
+    glang: np.ndarray  # int64: its global language
+
+
+def iter_doc_chunks(parts: list[PartRef]) -> Iterator[DocChunk]:
+    """The ``.docs`` records of ``parts``, CHUNK_DOCS at a time (a large part spans several chunks)."""
+    pieces: list[tuple[PartRef, int, int, np.ndarray]] = []  # part, first local index, its token offset, records
+    n = 0
+    for part in parts:
+        with open(f"{part.stem}.docs", "rb") as f:
+            left = os.fstat(f.fileno()).st_size // DOC_RECORD.itemsize
+            start = off = 0
+            while left:
+                rec = np.fromfile(f, dtype=DOC_RECORD, count=min(left, CHUNK_DOCS - n))
+                if rec.size == 0:  # the file shrank under us
+                    break
+                pieces.append((part, start, off, rec))
+                n, left, start = n + rec.size, left - rec.size, start + rec.size
+                off += int(rec["ntok"].sum(dtype=np.uint64))
+                if n >= CHUNK_DOCS:
+                    yield _chunk(pieces)
+                    pieces, n = [], 0
+    if pieces:
+        yield _chunk(pieces)
+
+
+def _chunk(pieces: list[tuple[PartRef, int, int, np.ndarray]]) -> DocChunk:
+    sizes = np.array([p[3].size for p in pieces], np.int64)
+    rec = pieces[0][3] if len(pieces) == 1 else np.concatenate([p[3] for p in pieces])
+    first = np.cumsum(sizes) - sizes  # of each piece, within the chunk
+    ntok = rec["ntok"].astype(np.int64)
+    before = np.cumsum(ntok) - ntok  # tokens before each record, within the chunk
+    pos = np.arange(rec.size, dtype=np.int64)
+    local = pos - np.repeat(first - np.array([p[1] for p in pieces], np.int64), sizes)
+    off = before - np.repeat(before[first] - np.array([p[2] for p in pieces], np.int64), sizes)
+    maps = [p[0].lang_map for p in pieces]
+    map_base = np.cumsum([m.size for m in maps]) - np.array([m.size for m in maps])
+    glang = np.concatenate(maps)[rec["lang"].astype(np.int64) + np.repeat(map_base, sizes)]
+    part = np.repeat(np.array([p[0].index for p in pieces], np.uint64), sizes)
+    return DocChunk(part, local.astype(np.uint64), off.astype(np.uint64), rec, glang.astype(np.int64))
+
+
+class PartRecords:
+    """The document records of finished parts, as :class:`DocChunk` s. The merge reads them two or three times;
+    when they fit in one chunk they are read from disk once and kept (at most CHUNK_DOCS records in RAM)."""
+
+    def __init__(self, parts: list[PartRef]) -> None:
+        self.parts = parts
+        self._only: DocChunk | None = None
+
+    def chunks(self) -> Iterator[DocChunk]:
+        if self._only is not None:
+            yield self._only
+            return
+        it = iter_doc_chunks(self.parts)
+        first = next(it, None)
+        if first is None:
+            return
+        second = next(it, None)
+        if second is None:
+            self._only = first
+        yield first
+        if second is not None:
+            yield second
+            yield from it
 
 
 def val_threshold(fraction: float) -> int:
@@ -112,11 +175,16 @@ def cutoffs_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_langs: int,
     for keys, glang in chunks:
         n_langs = max(n_langs, int(glang.max()) + 1 if glang.size else 0)
         counts = np.pad(counts, (0, n_langs - counts.size)) + np.bincount(glang, minlength=n_langs)
-        if min_docs <= 0:
+        if min_docs <= 0 or not glang.size:
             continue
         best += [np.zeros(0, np.uint64)] * (n_langs - len(best))
-        for lg in np.unique(glang):
-            best[lg] = np.sort(np.concatenate([best[lg], keys[glang == lg]]))[:min_docs]
+        order = np.argsort(glang.astype(np.uint16 if n_langs <= 1 << 16 else np.int64), kind="stable")  # radix
+        ends = np.cumsum(np.bincount(glang, minlength=n_langs))
+        for lg in np.flatnonzero(np.bincount(glang, minlength=n_langs)):
+            mine = keys[order[(ends[lg - 1] if lg else 0):ends[lg]]]
+            if mine.size > min_docs:
+                mine = np.partition(mine, min_docs - 1)[:min_docs]
+            best[lg] = np.sort(np.concatenate([best[lg], mine]))[:min_docs]
     counts = np.pad(counts, (0, n_langs - counts.size))
     cutoff = np.zeros(n_langs, np.uint64)
     has = np.zeros(n_langs, bool)
@@ -127,9 +195,9 @@ def cutoffs_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_langs: int,
     return counts, cutoff, has
 
 
-def val_cutoffs(parts: list[PartRef], n_langs: int, min_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def val_cutoffs(records: PartRecords, n_langs: int, min_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`cutoffs_of` over the documents of finished parts."""
-    return cutoffs_of(((rec["key"], glang) for part in parts for _, rec, glang in iter_docs(part)), n_langs, min_docs)
+    return cutoffs_of(((c.rec["key"], c.glang) for c in records.chunks()), n_langs, min_docs)
 
 
 @dataclass(frozen=True)
@@ -205,11 +273,11 @@ def lang_weights(train_tokens: dict[str, int], budgets: dict[str, int], temperat
     return dict.fromkeys(train_tokens, 1.0)
 
 
-def copies_of(part: int, start: int, n: int, weight: np.ndarray, seed: int) -> np.ndarray:
-    """How many copies each document keeps under its language weight (deterministic in seed)."""
+def copies_of(uid: np.ndarray, weight: np.ndarray, seed: int) -> np.ndarray:
+    """How many copies each document keeps under its language weight (deterministic in seed); ``uid`` is
+    ``part << 32 | document index in the part``."""
     whole = np.floor(weight).astype(np.int64)
     frac = weight - whole
-    uid = (np.uint64(part) << np.uint64(32)) | np.arange(start, start + n, dtype=np.uint64)
     u = splitmix64(uid ^ splitmix64(np.array([seed], np.uint64) ^ SALT_KEEP)).astype(np.float64) / 2.0**64
     return whole + (u < frac)
 
@@ -224,6 +292,11 @@ class MergePlan:
     weights: np.ndarray  # per global language
     seed: int
     bucket_docs: int
+    records: PartRecords | None = None  # the parts' document records (made from ``parts`` when not given)
+
+    def __post_init__(self) -> None:
+        if self.records is None:
+            self.records = PartRecords(self.parts)
 
 
 def distribute(plan: MergePlan, work: Path, expected: dict[str, int]) -> dict[str, tuple[int, SplitCounts, int]]:
@@ -233,29 +306,29 @@ def distribute(plan: MergePlan, work: Path, expected: dict[str, int]) -> dict[st
     seedmix = splitmix64(np.array([plan.seed], np.uint64) ^ SALT_SHUFFLE)
     n_langs = len(plan.langs)
     outs = {split: _SplitRecords(work, split, n, plan.bucket_docs) for split, n in expected.items()}
-    for part in plan.parts:
-        off_base = 0
-        for start, rec, glang in iter_docs(part):
-            isval = plan.split.mask(rec, glang)
-            offs = off_base + np.cumsum(rec["ntok"].astype(np.uint64)) - rec["ntok"]
-            off_base += int(rec["ntok"].astype(np.int64).sum())
-            for split, out in outs.items():
-                if split == "val":
-                    copies = isval.astype(np.int64)
-                else:
-                    copies = np.where(isval, 0, copies_of(part.index, start, rec.size, plan.weights[glang],
-                                                          plan.seed))
-                out.counts.add(glang, rec, copies, n_langs)
-                idx = np.repeat(np.arange(rec.size), copies)
+    assert plan.records is not None
+    for c in plan.records.chunks():
+        isval = plan.split.mask(c.rec, c.glang)
+        uid = (c.part << np.uint64(32)) | c.local
+        for split, out in outs.items():
+            if split == "val":
+                copies = isval.astype(np.int64)
+            else:
+                copies = np.where(isval, 0, copies_of(uid, plan.weights[c.glang], plan.seed))
+            out.counts.add(c.glang, c.rec, copies, n_langs)
+            if (copies == 1).all():
+                idx: np.ndarray | slice = slice(None)
+                copy_no = np.zeros(c.rec.size, np.uint64)
+            else:
+                idx = np.repeat(np.arange(c.rec.size), copies)
                 if idx.size == 0:
                     continue
-                copy_no = np.arange(idx.size) - np.repeat(np.cumsum(copies) - copies, copies)
-                uid = (np.uint64(part.index) << np.uint64(32)) | (np.uint64(start) + idx.astype(np.uint64))
-                recs = np.empty(idx.size, REC)
-                recs["r"] = splitmix64(splitmix64(uid ^ seedmix) + copy_no.astype(np.uint64))
-                recs["off"], recs["part"] = offs[idx], part.index
-                recs["ntok"], recs["lang"] = rec["ntok"][idx], glang[idx]
-                out.add(recs)
+                copy_no = (np.arange(idx.size) - np.repeat(np.cumsum(copies) - copies, copies)).astype(np.uint64)
+            recs = np.empty(copy_no.size, REC)
+            recs["r"] = splitmix64(splitmix64(uid[idx] ^ seedmix) + copy_no)
+            recs["off"], recs["part"] = c.off[idx], c.part[idx]
+            recs["ntok"], recs["lang"] = c.rec["ntok"][idx], c.glang[idx]
+            out.add(recs)
     for out in outs.values():
         out.spill()
     return {split: (out.total, out.counts, out.bits) for split, out in outs.items()}

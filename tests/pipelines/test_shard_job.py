@@ -134,11 +134,13 @@ def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, mon
 
     inputs, _, vocab = corpus
     prefix, metas = baseline
-    # 64 bytes: a mapped window per document or two, filled by 2 threads at once; 4096 bytes with at most 2 part
-    # files open: windows spanning many parts, read in groups of 2 on one thread
-    for copy_bytes, open_parts in ((64, merge.OPEN_PARTS), (4096, 2)):
+    # 64 bytes: a mapped window per document or two, filled by 2 threads at once, and document records read 3
+    # at a time (chunks spanning parts, parts spanning chunks); 4096 bytes with at most 2 part files open:
+    # windows spanning many parts, read in groups of 2 on one thread
+    for copy_bytes, open_parts, chunk in ((64, merge.OPEN_PARTS, 3), (4096, 2, merge.CHUNK_DOCS)):
         monkeypatch.setattr(merge, "COPY_BYTES", copy_bytes)
         monkeypatch.setattr(merge, "OPEN_PARTS", open_parts)
+        monkeypatch.setattr(merge, "CHUNK_DOCS", chunk)
         m2 = run(_cfg(inputs, tmp_path / f"w{copy_bytes}" / "P", vocab, workers=2, bucket_docs=5))
         assert output_bytes(tmp_path / f"w{copy_bytes}" / "P").keys() == output_bytes(prefix).keys()
         for k, v in output_bytes(prefix).items():
@@ -148,6 +150,24 @@ def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, mon
     m3 = run(_cfg(inputs, tmp_path / "s1" / "P", vocab, seed=1))
     assert m3["train"]["sha256"] != metas["train"]["sha256"], "another seed, another order"
     assert m3["val"]["per_language"] == metas["val"]["per_language"], "the split does not depend on the seed"
+
+
+def test_record_chunks_do_not_change_mixing(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights, copies and the per-language validation minimum, computed over chunks of document records that
+    span parts, give the bytes of one chunk holding every record."""
+    import rwkv_data.pipelines.shard_merge as merge
+
+    inputs, _, vocab = corpus
+    opts = {"temperature": 0.5, "val_min_docs": 3, "seed": 5}
+    one = run(_cfg(inputs, tmp_path / "one" / "P", vocab, **opts))
+    monkeypatch.setattr(merge, "CHUNK_DOCS", 2)
+    small = run(_cfg(inputs, tmp_path / "small" / "P", vocab, **opts))
+    assert one["train"]["input"]["documents"] > 5 * merge.CHUNK_DOCS, "the records span many chunks"
+    for split in ("train", "val"):
+        assert small[split]["sha256"] == one[split]["sha256"]
+        assert small[split]["per_language"] == one[split]["per_language"]
+    files = {k: v for k, v in output_bytes(tmp_path / "one" / "P").items() if not k.endswith(".meta.json")}
+    assert files and all(output_bytes(tmp_path / "small" / "P")[k] == v for k, v in files.items())
 
 
 def test_language_budgets_and_temperature(corpus, tmp_path: Path) -> None:
