@@ -11,15 +11,18 @@ Input: ../shared/corpus/mono/*.jsonl.zst (beside the repository root). Rows:
   printed). Peak RSS, from one more run with a sampler: the largest single process (getrusage of the waited
   children) and the sampled peak sum over the process tree (``/proc``, every 20 ms).
 * shard x10, 1 and 2 workers: the corpus repeated ``--repeat`` times (symlinked copies, so 10x the documents
-  and tokens): one timed run each (the scaling where start-up no longer counts), and one more 2-worker run with
-  the sampler for the RSS-does-not-grow check.
+  and tokens): ``--runs-large`` timed runs each, alternating, fastest kept (the scaling where start-up counts
+  less), and one more 2-worker run with the sampler for the RSS-does-not-grow check.
+* where the time goes: each fastest run split into start-up (interpreter and imports, timed from the spawn),
+  the job's own two stages (its log line "tokenized in .., merged in .."), the rest of ``run`` (vocab, inputs,
+  markers, clean-up) and the interpreter's exit; only the parts stage runs in the workers.
 * baseline: RWKV-LM make_data.py's loop (json.loads per line, rwkv's ``TRIE_TOKENIZER.encode``, append 0,
   numpy uint16 item writes, one process) on every ``--subset``-th document, since it runs at ~2 MB/s.
 
 MB/s = UTF-8 bytes of document text / wall time. The machine is shared: the load average before and after is
 printed with the table.
 
-Run: python benchmarks/shard_speed.py [--runs 5] [--repeat 10] [--subset 40]
+Run: python benchmarks/shard_speed.py [--runs 5] [--repeat 10] [--runs-large 2] [--subset 40]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from tokenizer_speed import parallel_capacity  # noqa: E402 - a sibling script (benchmarks/ is on sys.path)
 
@@ -42,13 +46,26 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus" / "mono"
 
 JOB = """
-import json, resource, sys
+import json, logging, sys, time
 from rwkv_data.config import ShardConfig
 from rwkv_data.pipelines.shard import run
+t_imported = time.time()
+stages = {}
+class Stages(logging.Handler):  # the job's own "tokenized in %.2f s, merged in %.2f s" line
+    def emit(self, record):
+        if record.msg.startswith("tokenized in"):
+            stages["parts"], stages["merge"] = record.args
+log = logging.getLogger("rwkv_data.pipelines.shard")
+log.setLevel(logging.INFO)
+log.addHandler(Stages())
 m = run(ShardConfig(inputs=tuple(sys.argv[3:]), output=sys.argv[1], workers=int(sys.argv[2]), progress=False))
 print(json.dumps({"bytes": m["train"]["input"]["bytes"], "docs": m["train"]["input"]["documents"],
-                  "tokens": m["train"]["input"]["tokens"]}))
+                  "tokens": m["train"]["input"]["tokens"], "t_imported": t_imported, "t_done": time.time(),
+                  **stages}))
 """
+STAGES = (("start", "start-up: interpreter, imports"), ("setup", "vocab, inputs, markers, clean-up"),
+          ("parts", "parts: read, tokenize, write (workers)"), ("merge", "merge: split, shuffle, copy, hashes"),
+          ("exit", "interpreter exit"))
 
 
 def _tree_rss_kb(root: int, hwm: dict[int, int]) -> int:
@@ -80,7 +97,7 @@ def run_job(inputs: list[str], workers: int, out: Path, sample_rss: bool = True)
     """One job in a fresh subprocess: wall time, text bytes, peak RSS (single process and tree sum; the tree sum
     needs a sampler, ~1.3 ms of CPU every 20 ms, so timed runs leave it off: ``sample_rss=False``). The output
     folder ``out.parent`` is deleted afterwards."""
-    t0 = time.perf_counter()
+    t0, t_popen = time.perf_counter(), time.time()
     err = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([sys.executable, "-c", JOB, str(out), str(workers), *inputs],
                             stdout=subprocess.PIPE, stderr=err, text=True)
@@ -98,7 +115,7 @@ def run_job(inputs: list[str], workers: int, out: Path, sample_rss: bool = True)
         th.start()
     stdout = proc.stdout.read() if proc.stdout else ""  # a few hundred bytes, read before the exit
     _, status, usage = os.wait4(proc.pid, 0)  # CPU time of this child and the workers it waited for
-    wall = time.perf_counter() - t0
+    wall, t_end = time.perf_counter() - t0, time.time()
     done.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if sample_rss:
@@ -108,8 +125,12 @@ def run_job(inputs: list[str], workers: int, out: Path, sample_rss: bool = True)
         raise SystemExit(f"shard job failed:\n{err.read()}")
     res = json.loads(stdout.strip().splitlines()[-1])
     shutil.rmtree(out.parent)  # each run starts from the same state: outputs do not pile up in the page cache
+    stages = {"start": res["t_imported"] - t_popen, "exit": t_end - res["t_done"]}
+    if "parts" in res:
+        stages.update(parts=res["parts"], merge=res["merge"],
+                      setup=res["t_done"] - res["t_imported"] - res["parts"] - res["merge"])
     return {"wall": wall, "bytes": res["bytes"], "tokens": res["tokens"], "cpu": usage.ru_utime + usage.ru_stime,
-            "rss_max_mb": max(hwm.values(), default=0) / 1024, "rss_tree_mb": peak[0] / 1024}
+            "rss_max_mb": max(hwm.values(), default=0) / 1024, "rss_tree_mb": peak[0] / 1024, "stages": stages}
 
 
 def tokenizer_speed(texts: list[str], runs: int) -> tuple[float, float]:
@@ -175,7 +196,8 @@ def baseline_speed(files: list[Path], subset: int, out: Path) -> tuple[float, fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="timed runs of the jobs and the tokenizer (fastest kept)")
-    ap.add_argument("--repeat", type=int, default=10, help="corpus copies for the large-input RSS row")
+    ap.add_argument("--repeat", type=int, default=10, help="corpus copies for the large-input rows")
+    ap.add_argument("--runs-large", type=int, default=2, help="timed runs of each large-input job (fastest kept)")
     ap.add_argument("--subset", type=int, default=40, help="baseline: every N-th document")
     args = ap.parse_args()
     files = sorted(CORPUS.glob("*.jsonl.zst"))
@@ -200,18 +222,23 @@ def main() -> None:
             rows[f"shard, {w} worker{'s' if w > 1 else ''}"] = {
                 "mbps": r["bytes"] / r["wall"] / 1e6, "cpu_mbps": r["bytes"] / r["cpu"] / 1e6, "wall": r["wall"],
                 "rss_max_mb": mem["rss_max_mb"], "rss_tree_mb": mem["rss_tree_mb"],
-                "walls": [x["wall"] for x in runs]}
+                "walls": [x["wall"] for x in runs], "stages": r["stages"]}
             text_mb = r["bytes"] / 1e6
         big = tmpd / "big"
         for i in range(args.repeat):
             (big / f"copy{i:02d}").mkdir(parents=True)
             for f in files:
                 (big / f"copy{i:02d}" / f.name).symlink_to(f)
-        for w in (1, 2):
-            r = run_job([str(big)], w, tmpd / f"x10-{w}" / "P", sample_rss=False)
+        large: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+        for i in range(args.runs_large):  # alternating, as above
+            for w in (1, 2):
+                large[w].append(run_job([str(big)], w, tmpd / f"x10-{w}-{i}" / "P", sample_rss=False))
+        for w, runs in large.items():
+            r = min(runs, key=lambda x: x["wall"])
             mem = run_job([str(big)], w, tmpd / f"x10-{w}-rss" / "P") if w == 2 else r
             rows[f"shard, {args.repeat}x input ({r['bytes'] / 1e6:.0f} MB), {w} worker{'s' if w > 1 else ''}"] = {
                 "mbps": r["bytes"] / r["wall"] / 1e6, "cpu_mbps": r["bytes"] / r["cpu"] / 1e6, "wall": r["wall"],
+                "walls": [x["wall"] for x in runs], "stages": r["stages"],
                 **({"rss_max_mb": mem["rss_max_mb"], "rss_tree_mb": mem["rss_tree_mb"]} if w == 2 else {})}
         from rwkv_data.pipelines.readers import iter_documents
 
@@ -262,6 +289,26 @@ def _report(rows: dict[str, dict[str, float]], files: list[Path], text_mb: float
           f"({' / '.join(f'{c:.2f}' for c in capacity)}): the most any 2-way job can gain here")
     print("walls (s): " + "; ".join(f"{k}: {', '.join(f'{x:.2f}' for x in v['walls'])}"
                                    for k, v in rows.items() if "walls" in v))
+    _report_stages({k: v for k, v in rows.items() if "stages" in v})
+
+
+def _report_stages(rows: dict[str, dict[str, Any]]) -> None:
+    """Where each fastest run's wall time went, and how each stage scaled from 1 to 2 workers (Amdahl: only the
+    parts stage runs in the worker processes)."""
+    pairs = [(k1, k2) for k1 in rows for k2 in rows if "1 worker" in k1 and k2 == k1.replace("1 worker", "2 workers")]
+    print("\nwhere the time goes (s), fastest run of each:")
+    for k1, k2 in pairs:
+        a, b = rows[k1]["stages"], rows[k2]["stages"]
+        if "parts" not in a or "parts" not in b:
+            continue
+        print(f"  {k1.replace(', 1 worker', '')}: {'1 worker':>9} {'2 workers':>9} {'ratio':>6}")
+        for key, label in STAGES:
+            print(f"    {label:<44} {a[key]:>9.3f} {b[key]:>9.3f} {a[key] / max(b[key], 1e-9):>6.2f}")
+        serial = sum(b[k] for k, _ in STAGES if k != "parts")
+        print(f"    {'everything but the parts stage':<44} {sum(a[k] for k, _ in STAGES if k != 'parts'):>9.3f} "
+              f"{serial:>9.3f}")
+        ideal = (serial + a["parts"]) / (serial + a["parts"] / 2)
+        print(f"    with that serial time, a perfect 2x parts stage gives {ideal:.2f}x overall")
 
 
 if __name__ == "__main__":

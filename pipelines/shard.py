@@ -113,10 +113,12 @@ class _Bar:
     """tqdm on stderr: parts done, documents, text MB, MB/s and tokens/s."""
 
     def __init__(self, total: int, done: int, enabled: bool) -> None:
-        from tqdm import tqdm
+        self.bar: Any = _NoBar()
+        if enabled:  # tqdm's import alone takes ~40 ms (importlib.metadata), worth skipping when nothing shows
+            from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=done, unit="part", disable=not enabled, dynamic_ncols=True,
-                        desc="shard", mininterval=0.5)
+            self.bar = tqdm(total=total, initial=done, unit="part", dynamic_ncols=True, desc="shard",
+                            mininterval=0.5)
         self.t0 = time.perf_counter()
         self.docs = self.bytes = self.tokens = 0
 
@@ -130,6 +132,19 @@ class _Bar:
         dt = max(time.perf_counter() - self.t0, 1e-9)
         self.bar.set_postfix_str(f"docs={self.docs} MB={self.bytes / 1e6:.1f} MB/s={self.bytes / 1e6 / dt:.1f} "
                                  f"tok/s={self.tokens / dt:,.0f}", refresh=False)
+
+
+class _NoBar:
+    """What the job calls on a tqdm bar, doing nothing (progress off)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 _WORKER: dict[str, Any] = {}
