@@ -345,13 +345,15 @@ class _SplitRecords:
         self.counts = SplitCounts()
 
     def add(self, recs: np.ndarray) -> None:
-        bucket = (recs["r"] >> np.uint64(64 - self.bits)).astype(np.int64) if self.bits else \
-            np.zeros(recs.size, np.int64)
-        order = np.argsort(bucket, kind="stable")
-        recs, bucket = recs[order], bucket[order]
-        bounds = np.flatnonzero(np.diff(bucket)) + 1
-        for seg in np.split(np.arange(recs.size), bounds):
-            self.buffers.setdefault(int(bucket[seg[0]]), []).append(recs[seg])
+        if self.bits:
+            bucket = (recs["r"] >> np.uint64(64 - self.bits)).astype(np.int64)
+            order = np.argsort(bucket, kind="stable")
+            recs, bucket = recs[order], bucket[order]
+            bounds = np.flatnonzero(np.diff(bucket)) + 1
+            for seg in np.split(np.arange(recs.size), bounds):
+                self.buffers.setdefault(int(bucket[seg[0]]), []).append(recs[seg])
+        else:  # one bucket
+            self.buffers.setdefault(0, []).append(recs)
         self.total += recs.size
         self.pending += recs.size
         if self.pending >= self.bucket_docs:
@@ -469,10 +471,11 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
                 if not path.exists():
                     continue
                 recs = np.fromfile(path, REC)
-                recs = recs[np.lexsort((recs["off"], recs["part"], recs["r"]))]
-                base = _copy_docs(recs, parts, item, w, fd, base)
+                order = output_order(recs)
+                base = _copy_docs(recs["part"][order], recs["off"][order], recs["ntok"][order], parts, item, w, fd,
+                                  base)
                 if langs_out is not None:
-                    langs_out.write(memoryview(np.ascontiguousarray(recs["lang"], dtype="<u2")).cast("B"))
+                    langs_out.write(memoryview(np.ascontiguousarray(recs["lang"][order], dtype="<u2")).cast("B"))
                 done += recs.size
                 path.unlink()
     finally:
@@ -485,9 +488,20 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
     return w.result or {}
 
 
-def _copy_docs(recs: np.ndarray, parts: _Parts, item: int, w: BinidxWriter, fd: int, base: int) -> int:
-    """Copy the documents of sorted records into the reserved ``.bin`` (descriptor ``fd``) from byte ``base`` on;
-    returns the byte offset after them.
+def output_order(recs: np.ndarray) -> np.ndarray:
+    """The order of shuffle records in the output: ascending ``r``, ties (two equal 64-bit keys: practically
+    never, but the bytes must not depend on the sort algorithm) by part, then offset."""
+    order = np.argsort(recs["r"])
+    r = recs["r"][order]
+    if r.size > 1 and (r[1:] == r[:-1]).any():
+        order = np.lexsort((recs["off"], recs["part"], recs["r"]))
+    return order
+
+
+def _copy_docs(part: np.ndarray, off: np.ndarray, ntok: np.ndarray, parts: _Parts, item: int, w: BinidxWriter,
+               fd: int, base: int) -> int:
+    """Copy documents, given in output order by part index, token offset in the part and token count, into the
+    reserved ``.bin`` (descriptor ``fd``) from byte ``base`` on; returns the byte offset after them.
 
     The output goes in windows of whole documents, about COPY_BYTES each: a window is mapped (MAP_SHARED) and
     filled by the native gather, one pread per document straight into the mapping (one copy, no write call, and
@@ -495,14 +509,14 @@ def _copy_docs(recs: np.ndarray, parts: _Parts, item: int, w: BinidxWriter, fd: 
     windows in file order and unmaps them. At most COPY_THREADS + 1 windows are mapped at a time, which bounds
     the mapped pages in this process's RSS.
     """
-    if recs.size == 0:
+    if part.size == 0:
         return base
-    sizes = recs["ntok"].astype(np.int64)
+    sizes = ntok.astype(np.int64)
     nbytes = sizes * item
     starts = np.cumsum(nbytes) - nbytes  # from base
     cuts = np.flatnonzero(np.diff(starts // COPY_BYTES)) + 1  # a window: the documents starting in one stretch
-    bounds = [0, *cuts.tolist(), recs.size]
-    offsets = recs["off"] * np.uint64(item)
+    bounds = [0, *cuts.tolist(), part.size]
+    offsets = off * np.uint64(item)
     threads = COPY_THREADS if parts.shareable() else 1
 
     def fill(lo: int, hi: int) -> tuple[mmap.mmap, int, int, int]:
@@ -510,7 +524,7 @@ def _copy_docs(recs: np.ndarray, parts: _Parts, item: int, w: BinidxWriter, fd: 
         aligned = first - first % mmap.ALLOCATIONGRANULARITY
         m = mmap.mmap(fd, end - aligned, offset=aligned)
         try:
-            parts.gather(recs["part"][lo:hi], offsets[lo:hi], nbytes[lo:hi], starts[lo:hi] + (base - aligned), m)
+            parts.gather(part[lo:hi], offsets[lo:hi], nbytes[lo:hi], starts[lo:hi] + (base - aligned), m)
             view = np.frombuffer(m, w.dtype, (end - first) // item, first - aligned)
             top = int(view.max())  # here, on this thread, while the window is still in cache
             del view

@@ -85,3 +85,18 @@ def test_fd_budget_raises_the_soft_open_file_limit() -> None:
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 1000 + merge.FD_RESERVE
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_output_order_is_ascending_r_then_part_then_offset() -> None:
+    rng = np.random.default_rng(3)
+    recs = np.zeros(5000, merge.REC)
+    recs["r"] = rng.integers(0, 2**64 - 1, recs.size, dtype=np.uint64)
+    recs["part"], recs["off"] = rng.integers(0, 50, recs.size), rng.integers(0, 10**6, recs.size)
+    want = np.lexsort((recs["off"], recs["part"], recs["r"]))
+    assert np.array_equal(merge.output_order(recs), want), "no ties: the order of r"
+    recs["r"][rng.integers(0, recs.size, 2000)] = 7  # many ties on r, in any part and at any offset
+    recs["r"][:3], recs["part"][:3], recs["off"][:3] = 5, (2, 1, 1), (0, 9, 4)  # ties broken by part, then off
+    got = merge.output_order(recs)
+    assert np.array_equal(recs[got], recs[np.lexsort((recs["off"], recs["part"], recs["r"]))])
+    assert got[:3].tolist() == [2, 1, 0]
+    assert merge.output_order(recs[:0]).size == 0 and merge.output_order(recs[:1]).tolist() == [0]
