@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -27,9 +25,5 @@ def tiny_model(tiny_cfg: RWKV7Config) -> RWKV7:
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """These tests run many tiny ops: one torch thread is faster than two that spin on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (tests/conftest.py)."""
