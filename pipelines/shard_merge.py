@@ -174,13 +174,14 @@ def cutoffs_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_langs: int,
     counts = np.zeros(0, np.int64)
     for keys, glang in chunks:
         n_langs = max(n_langs, int(glang.max()) + 1 if glang.size else 0)
-        counts = np.pad(counts, (0, n_langs - counts.size)) + np.bincount(glang, minlength=n_langs)
+        here = np.bincount(glang, minlength=n_langs)
+        counts = np.pad(counts, (0, n_langs - counts.size)) + here
         if min_docs <= 0 or not glang.size:
             continue
         best += [np.zeros(0, np.uint64)] * (n_langs - len(best))
         order = np.argsort(glang.astype(np.uint16 if n_langs <= 1 << 16 else np.int64), kind="stable")  # radix
-        ends = np.cumsum(np.bincount(glang, minlength=n_langs))
-        for lg in np.flatnonzero(np.bincount(glang, minlength=n_langs)):
+        ends = np.cumsum(here)
+        for lg in np.flatnonzero(here):
             mine = keys[order[(ends[lg - 1] if lg else 0):ends[lg]]]
             if mine.size > min_docs:
                 mine = np.partition(mine, min_docs - 1)[:min_docs]
