@@ -4,7 +4,7 @@ The tokenizer is imported eagerly (it never loads torch); the model, its checkpo
 lazily on first attribute access, so ``import rwkv_data`` stays light.
 
 >>> from rwkv_data import TrieTokenizer
->>> tok = TrieTokenizer.world()          # needs `pip install rwkv` for the World vocab file
+>>> tok = TrieTokenizer.world()          # the World vocab ships with the package
 >>> tok.decode(tok.encode("Habari za asubuhi"))
 'Habari za asubuhi'
 """

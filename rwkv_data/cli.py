@@ -50,7 +50,7 @@ def _load_tokenizer(vocab: str | None) -> Any:
     return TrieTokenizer.from_file(vocab) if vocab else TrieTokenizer.world()
 
 
-_VOCAB_HELP = "Vocab file (World .txt or .json); default: RWKV World from the rwkv package."
+_VOCAB_HELP = "Vocab file (World .txt or .json); default: RWKV World (bundled)."
 
 
 @cli.command("encode")

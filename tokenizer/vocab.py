@@ -1,7 +1,7 @@
 """RWKV World vocabulary files: read, validate, write (text and JSON forms), without ``eval``.
 
 Text form, one token per line: ``<id> <str or bytes literal> <byte length>``, e.g. ``33 'A' 1`` or
-``3319 b'\\xf0\\x9f' 2`` (the file ``rwkv_vocab_v20230424.txt`` in the ``rwkv`` package: ids 1..65529).
+``3319 b'\\xf0\\x9f' 2`` (the World file ``rwkv_vocab_v20230424.txt``, shipped in ``data/``: ids 1..65529).
 JSON form (``.json``): ``{"format": "rwkv-vocab", "version": 1, "tokens": [{"id": 1, "text": "\\u0000"},
 {"id": 255, "hex": "fe"}, ...]}``, one entry per line.
 
@@ -310,21 +310,15 @@ def write_vocab(vocab: Vocab, path: str | os.PathLike[str]) -> Path:
 
 
 def world_vocab_path() -> Path:
-    """Path of ``rwkv_vocab_v20230424.txt`` inside the installed ``rwkv`` package (never downloads).
+    """Path of the RWKV World vocabulary, ``rwkv_vocab_v20230424.txt``, shipped inside this package.
+
+    The file is the one RWKV-LM and the ``rwkv`` package publish (Apache-2.0; see ``data/README.md``).
 
     Raises:
-        DependencyMissing: ``rwkv`` is not installed (install it with ``pip install rwkv``).
+        DependencyMissing: the installation lacks the file (reinstall rwkv-data).
     """
-    import importlib.util
-
-    spec = importlib.util.find_spec("rwkv")
-    if spec is None or not spec.submodule_search_locations:
-        raise DependencyMissing(f"the World vocab ({WORLD_VOCAB_FILE}) ships with the rwkv package: "
-                                "pip install rwkv")
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / WORLD_VOCAB_FILE
-        if candidate.is_file():
-            return candidate
-    raise DependencyMissing(f"the installed rwkv package has no {WORLD_VOCAB_FILE}; reinstall it: "
-                            "pip install --force-reinstall rwkv")
-
+    path = Path(__file__).resolve().parent / "data" / WORLD_VOCAB_FILE
+    if not path.is_file():
+        raise DependencyMissing(f"this rwkv-data installation lacks {path}; reinstall it: "
+                                "pip install --force-reinstall rwkv-data")
+    return path

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tokenizer_testlib import byte_vocab, world_vocab
 
-from rwkv_data.errors import DependencyMissing, VocabFormatError
+from rwkv_data.errors import VocabFormatError
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, world_vocab_path, write_vocab
 from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal
 
@@ -163,10 +163,17 @@ def test_all_bytes_literal_file_with_ids_above_65535_loads(tmp_path: Path) -> No
     assert tok.vocab_size == 70001 and tok.dtype.name == "uint32"
 
 
-def test_world_vocab_path_is_inside_rwkv_and_never_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert world_vocab_path().name == "rwkv_vocab_v20230424.txt"
+def test_world_vocab_ships_with_the_package_and_equals_the_rwkv_file() -> None:
+    """A plain install has World: the bundled file is byte for byte the one the rwkv package publishes."""
+    import hashlib
     import importlib.util
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(DependencyMissing, match="pip install rwkv"):
-        world_vocab_path()
+    path = world_vocab_path()
+    assert path.name == "rwkv_vocab_v20230424.txt" and path.parent.name == "data"
+    assert "rwkv_data" in str(path) or path.parent.parent.name == "tokenizer"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == "8324476023347dec2964625ccb2075c864d250a9c6d9a74f36daba628de8c008"
+    spec = importlib.util.find_spec("rwkv")
+    if spec is not None and spec.submodule_search_locations:
+        theirs = Path(next(iter(spec.submodule_search_locations))) / "rwkv_vocab_v20230424.txt"
+        assert theirs.read_bytes() == path.read_bytes()
