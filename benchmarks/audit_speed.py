@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from rwkv_data.config import AuditConfig
-from rwkv_data.pipelines.audit import run
+from rwkv_data.pipelines.audit.job import run
 
 ROOT = Path(__file__).resolve().parents[1]
 # FLORES-200, World vocabulary (tokenization.md §1.3): parity vs English, byte-fallback token share, share of

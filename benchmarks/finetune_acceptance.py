@@ -24,7 +24,9 @@ from pathlib import Path
 import torch
 
 from rwkv_data.config import FinetuneConfig, ShardConfig, TrainConfig
-from rwkv_data.pipelines import evaluate, finetune, modelio, shard, train
+from rwkv_data.pipelines.shard import job as shard
+from rwkv_data.pipelines.train import evaluate, finetune, modelio
+from rwkv_data.pipelines.train import job as train
 from rwkv_data.tokenizer.vocab import Vocab, write_vocab
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -48,14 +48,14 @@ CORPUS = REPO.parent / "shared" / "corpus" / "mono"
 JOB = """
 import json, logging, sys, time
 from rwkv_data.config import ShardConfig
-from rwkv_data.pipelines.shard import run
+from rwkv_data.pipelines.shard.job import run
 t_imported = time.time()
 stages = {}
 class Stages(logging.Handler):  # the job's own "tokenized in %.2f s, merged in %.2f s" line
     def emit(self, record):
         if record.msg.startswith("tokenized in"):
             stages["parts"], stages["merge"] = record.args
-log = logging.getLogger("rwkv_data.pipelines.shard")
+log = logging.getLogger("rwkv_data.pipelines.shard.job")
 log.setLevel(logging.INFO)
 log.addHandler(Stages())
 m = run(ShardConfig(inputs=tuple(sys.argv[3:]), output=sys.argv[1], workers=int(sys.argv[2]), progress=False))
@@ -240,7 +240,7 @@ def main() -> None:
                 "mbps": r["bytes"] / r["wall"] / 1e6, "cpu_mbps": r["bytes"] / r["cpu"] / 1e6, "wall": r["wall"],
                 "walls": [x["wall"] for x in runs], "stages": r["stages"],
                 **({"rss_max_mb": mem["rss_max_mb"], "rss_tree_mb": mem["rss_tree_mb"]} if w == 2 else {})}
-        from rwkv_data.pipelines.readers import iter_documents
+        from rwkv_data.pipelines.corpus.readers import iter_documents
 
         texts = [d.text for d in iter_documents(files)]
         mbps, cpu_mbps = tokenizer_speed(texts, args.runs)

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from rwkv_data.config import TrainConfig
-from rwkv_data.pipelines import evaluate, modelio, train
-from rwkv_data.pipelines.binidx import BinidxWriter
+from rwkv_data.pipelines.shard.binidx import BinidxWriter
+from rwkv_data.pipelines.train import evaluate, modelio
+from rwkv_data.pipelines.train import job as train
 
 
 def bench(vocab_size: int, steps: int, ctx_len: int, micro_bsz: int, work: Path) -> dict[str, float]:

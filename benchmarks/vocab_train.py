@@ -6,9 +6,9 @@ Run (takes a while; ~1 GB RAM):
     python benchmarks/vocab_train.py --vocab out/vocab.txt    # evaluate an existing vocab only
     python benchmarks/vocab_train.py --langs en,de,ta --vocab-size 16384 --sample-chars 2000000   # a quick look
 
-Training reads ../shared/corpus/mono through ``rwkv_data.pipelines.build_vocab`` (wall time and peak RSS are
+Training reads ../shared/corpus/mono through ``rwkv_data.pipelines.vocab.job`` (wall time and peak RSS are
 printed). Evaluation uses the UDHR parallel text (../shared/corpus/udhr.jsonl.zst, 30 aligned articles per
-translation) of the trained languages, with the audit metrics of ``rwkv_data.pipelines.metrics``:
+translation) of the trained languages, with the audit metrics of ``rwkv_data.pipelines.audit.metrics``:
 
 - parity: tokens(lang) / tokens(en) over the 30 articles, median and max over the trained languages;
 - English tokens, ours / World;
@@ -31,7 +31,7 @@ import numpy as np
 import zstandard
 
 from rwkv_data.config import VocabConfig
-from rwkv_data.pipelines import metrics
+from rwkv_data.pipelines.audit import metrics
 from rwkv_data.tokenizer import TrieTokenizer, read_vocab, world_vocab_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -119,7 +119,7 @@ def main() -> None:
     if "en" not in langs:
         langs.append("en")
     if args.vocab is None:
-        from rwkv_data.pipelines.build_vocab import run
+        from rwkv_data.pipelines.vocab.job import run
 
         args.out.parent.mkdir(parents=True, exist_ok=True)
         inputs = tuple(str(args.corpus / "mono" / f"{lang}.jsonl.zst") for lang in langs)

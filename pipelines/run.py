@@ -2,11 +2,11 @@
 
 Stages, in order, each in its own subfolder of the run folder::
 
-    vocab/     vocab.txt (+ .meta.json)               pipelines/build_vocab.py   (on the shard's training split)
-    shard/     data.bin/.idx, data_val.*, *.meta.json  pipelines/shard.py         (validation split by content hash)
-    train/     rwkv-final.pth, train_log.jsonl          pipelines/train.py         (tiny RWKV-7, GPU when there is one)
-    evaluate/  eval.json, eval.csv                      pipelines/evaluate.py      (bits per byte per language)
-    audit/     report.html, summary.json, languages.csv pipelines/audit.py         (our vocab vs World on the corpus)
+    vocab/     vocab.txt (+ .meta.json)                pipelines/vocab/     (on the shard's training split)
+    shard/     data.bin/.idx, data_val.*, *.meta.json  pipelines/shard/     (validation split by content hash)
+    train/     rwkv-final.pth, train_log.jsonl         pipelines/train/     (tiny RWKV-7, GPU when there is one)
+    evaluate/  eval.json, eval.csv                     pipelines/train/     (bits per byte per language)
+    audit/     report.html, summary.json, languages.csv pipelines/audit/    (our vocab vs World on the corpus)
 
 Every stage folder holds ``config.json`` (the stage's job config, paths filled in) and ``stats.json``, then a
 completion marker ``.done`` written atomically last (datatrove style). The marker carries a key: the sha256 of
@@ -227,7 +227,7 @@ def _set_threads(threads: int) -> None:
 
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """Run every stage not finished or skipped; returns the per-language table, statuses and written files."""
-    from rwkv_data.pipelines.shard import SPLIT_OPTIONS, validation_split_of
+    from rwkv_data.pipelines.shard.job import SPLIT_OPTIONS, validation_split_of
 
     t_start = time.perf_counter()
     out = Path(cfg.out or "runs/demo").resolve()
@@ -245,7 +245,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     st = stages["vocab"] = Stage(cfg, "vocab", out, vcfg, [_fingerprint(vcfg.inputs), *split_key])
 
     def vocab_job() -> tuple[dict[str, Any], dict[str, str]]:
-        from rwkv_data.pipelines import build_vocab
+        from rwkv_data.pipelines.vocab import job as build_vocab
 
         s = build_vocab.run(vcfg, exclude=validation_split_of(split_cfg).is_validation)  # stats: "excluded"
         return s, {"vocab": s["output"], "meta": s["meta"]}
@@ -261,7 +261,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     st = stages["shard"] = Stage(cfg, "shard", out, scfg, [vocab_key, _fingerprint(scfg.inputs)])
 
     def shard_job() -> tuple[dict[str, Any], dict[str, str]]:
-        from rwkv_data.pipelines import shard
+        from rwkv_data.pipelines.shard import job as shard
 
         metas = shard.run(scfg)
         keep = ("documents", "tokens", "bytes", "characters", "items", "languages", "per_language", "rwkv_lm")
@@ -276,7 +276,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     st = stages["train"] = Stage(cfg, "train", out, tcfg, [stages["shard"].key])
 
     def train_job() -> tuple[dict[str, Any], dict[str, str]]:
-        from rwkv_data.pipelines import train
+        from rwkv_data.pipelines.train import job as train
 
         s = train.run(tcfg, progress=progress)  # writes train/config.json and stats.json itself
         return s, {"checkpoint": s["checkpoint"], "log": str(out / "train" / "train_log.jsonl")}
@@ -293,7 +293,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     st = stages["evaluate"] = Stage(cfg, "evaluate", out, ecfg, [stages["train"].key, stages["shard"].key])
 
     def eval_job() -> tuple[dict[str, Any], dict[str, str]]:
-        from rwkv_data.pipelines import evaluate
+        from rwkv_data.pipelines.train import evaluate
 
         r = evaluate.run(ecfg, progress=progress)
         stats = {k: r[k] for k in ("languages", "tokens", "tokens_per_s", "convention")}
@@ -312,8 +312,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     st = stages["audit"] = Stage(cfg, "audit", out, acfg, [vocab_key, _fingerprint(tuple(audit_inputs))])
 
     def audit_job() -> tuple[dict[str, Any], dict[str, str]]:
-        from rwkv_data.pipelines import audit
-        from rwkv_data.pipelines.audit_data import load_mono
+        from rwkv_data.pipelines.audit import job as audit
+        from rwkv_data.pipelines.audit.corpus import load_mono
 
         corpus = None if len(audit_inputs) == 1 else load_mono(audit_inputs, acfg.langs, acfg.max_bytes_per_lang)
         r = audit.run(acfg, corpus=corpus)  # writes audit/config.json and stats.json itself

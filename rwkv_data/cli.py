@@ -216,7 +216,7 @@ def _vocab_config(inputs: tuple[str, ...], config_path: str | None, lang_weight:
 def vocab_train_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weight: tuple[str, ...],
                     lang_cap: tuple[str, ...], as_json: bool, **values: Any) -> None:
     """Train a vocabulary for greedy longest match from a multilingual corpus (records need a language field)."""
-    from rwkv_data.pipelines.build_vocab import run
+    from rwkv_data.pipelines.vocab.job import run
 
     cfg = _vocab_config(inputs, config_path, lang_weight, lang_cap, values)
     s = run(cfg)
@@ -237,7 +237,7 @@ def vocab_train_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weigh
 def vocab_extend_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weight: tuple[str, ...],
                      lang_cap: tuple[str, ...], as_json: bool, **values: Any) -> None:
     """Add tokens for the languages of INPUTS to an existing vocab, keeping every kept token's id."""
-    from rwkv_data.pipelines.build_vocab import run_extend
+    from rwkv_data.pipelines.vocab.job import run_extend
 
     cfg = _vocab_config(inputs, config_path, lang_weight, lang_cap, values)
     s = run_extend(cfg)
@@ -315,7 +315,7 @@ def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tup
               ctx_len: tuple[int, ...], as_json: bool, **values: Any) -> None:
     """Tokenize corpora (txt, jsonl[.zst|.gz], parquet, HF datasets) into RWKV binidx shards P and P_val."""
     from rwkv_data.config import ShardConfig, load_toml
-    from rwkv_data.pipelines.shard import run
+    from rwkv_data.pipelines.shard.job import run
 
     section = None
     if config_path is not None:
@@ -343,7 +343,7 @@ def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tup
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_cmd(prefix: str, vocab: str | None, sample: int, as_json: bool) -> None:
     """Counts, the per-language table and a decoded sample document of shard PREFIX."""
-    from rwkv_data.pipelines.shardcheck import format_inspect, inspect, tokenizer_for
+    from rwkv_data.pipelines.shard.check import format_inspect, inspect, tokenizer_for
 
     info = inspect(prefix, tokenizer_for(prefix, vocab), sample=sample)
     emit(info, as_json, format_inspect(info))
@@ -356,7 +356,7 @@ def inspect_cmd(prefix: str, vocab: str | None, sample: int, as_json: bool) -> N
 def verify_cmd(prefix: str, vocab_size: int | None, as_json: bool) -> None:
     """Check shard PREFIX: header, sizes, pointers, doc_idx, EOS, ids, hashes and meta; exit 1 on any failure."""
     from rwkv_data.errors import ShardFormatError
-    from rwkv_data.pipelines.shardcheck import format_verify, verify
+    from rwkv_data.pipelines.shard.check import format_verify, verify
 
     report = verify(prefix, vocab_size)
     emit(report, as_json, format_verify(report))
@@ -454,7 +454,8 @@ def _eval_config_class() -> Any:
 def train_cmd(config_path: str | None, as_json: bool, **values: Any) -> None:
     """Train RWKV-7 on binidx shards (RWKV-LM's sampler and optimiser recipe; exact resume)."""
     from rwkv_data.config import TrainConfig
-    from rwkv_data.pipelines import distributed, train
+    from rwkv_data.pipelines.train import distributed
+    from rwkv_data.pipelines.train import job as train
 
     cfg = _load_model_config(TrainConfig, config_path, "train", values)
     stats = train.run(cfg)
@@ -467,7 +468,7 @@ def train_cmd(config_path: str | None, as_json: bool, **values: Any) -> None:
 def finetune_cmd(config_path: str | None, as_json: bool, **values: Any) -> None:
     """Fine-tune an official checkpoint (optional vocab extension, freezing, LoRA, replay of original data)."""
     from rwkv_data.config import FinetuneConfig
-    from rwkv_data.pipelines import finetune
+    from rwkv_data.pipelines.train import finetune
 
     cfg = _load_model_config(FinetuneConfig, config_path, "finetune", values)
     stats = finetune.run(cfg)
@@ -483,7 +484,7 @@ def evaluate_cmd(texts: tuple[str, ...], config_path: str | None, as_json: bool,
     Writes OUT_DIR/eval.json and eval.csv and prints the table.
     """
     from rwkv_data.config import EvalConfig
-    from rwkv_data.pipelines import evaluate
+    from rwkv_data.pipelines.train import evaluate
 
     if texts:
         values["texts"] = tuple(texts)
@@ -534,7 +535,7 @@ def audit_cmd(corpus: str | None, config_path: str | None, tokenizers: tuple[str
               fail_if: tuple[str, ...], as_json: bool, **values: Any) -> None:
     """Tokenization efficiency per language and tokenizer: parity, fertility, fallback, Rényi, greedy gap, CIs."""
     from rwkv_data.config import AuditConfig, load_toml
-    from rwkv_data.pipelines.audit import run
+    from rwkv_data.pipelines.audit.job import run
 
     section = None
     if config_path is not None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from rwkv_data.pipelines.binidx import BinidxWriter
+from rwkv_data.pipelines.shard.binidx import BinidxWriter
 from rwkv_data.tokenizer import TrieTokenizer
 from rwkv_data.tokenizer.vocab import Vocab, write_vocab
 

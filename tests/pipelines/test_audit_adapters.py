@@ -14,7 +14,7 @@ import pytest
 from audit_testlib import UDHR_1, write_vocab
 
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.tokenizer_adapters import (
+from rwkv_data.pipelines.audit.adapters import (
     BytesAdapter,
     HFAdapter,
     SentencePieceAdapter,

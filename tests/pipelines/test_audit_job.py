@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from rwkv_data.cli import cli
 from rwkv_data.config import AuditConfig
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.audit import AuditResult, check_thresholds, run
+from rwkv_data.pipelines.audit.job import AuditResult, check_thresholds, run
 
 UDHR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "udhr.jsonl.zst"
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from audit_testlib import write_vocab
 
-from rwkv_data.pipelines import metrics as M
-from rwkv_data.pipelines.tokenizer_adapters import TrieAdapter
+from rwkv_data.pipelines.audit import metrics as M
+from rwkv_data.pipelines.audit.adapters import TrieAdapter
 
 
 @pytest.fixture(scope="module")

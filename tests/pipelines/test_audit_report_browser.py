@@ -18,7 +18,7 @@ import pytest
 from audit_testlib import EXTRA, write_parallel, write_vocab
 
 from rwkv_data.config import AuditConfig
-from rwkv_data.pipelines.audit import run
+from rwkv_data.pipelines.audit.job import run
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")

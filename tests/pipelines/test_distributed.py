@@ -18,8 +18,9 @@ from model_fixtures import make_corpus
 
 from rwkv_data.config import TrainConfig
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines import distributed, train
-from rwkv_data.pipelines.sampler import MagicPrimeSampler
+from rwkv_data.pipelines.train import distributed
+from rwkv_data.pipelines.train import job as train
+from rwkv_data.pipelines.train.sampler import MagicPrimeSampler
 
 CTX = 4
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from rwkv_data.pipelines import evaluate, modelio
+from rwkv_data.pipelines.train import evaluate, modelio
 
 
 def test_summarize_is_a_ratio_of_sums_per_language() -> None:

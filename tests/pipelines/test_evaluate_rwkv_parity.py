@@ -23,7 +23,7 @@ import torch
 
 pytest.importorskip("rwkv")
 
-from rwkv_data.pipelines import evaluate, modelio  # noqa: E402
+from rwkv_data.pipelines.train import evaluate, modelio  # noqa: E402
 
 PIP_SCRIPT = r"""
 import json, math, os, sys

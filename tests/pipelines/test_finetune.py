@@ -20,7 +20,8 @@ from model_fixtures import make_corpus, one_thread, synthetic_text, write_shard 
 
 from rwkv_data.cli import cli
 from rwkv_data.config import FinetuneConfig, TrainConfig
-from rwkv_data.pipelines import evaluate, finetune, modelio, train
+from rwkv_data.pipelines.train import evaluate, finetune, modelio
+from rwkv_data.pipelines.train import job as train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.vocab_growth import (
+from rwkv_data.pipelines.train.vocab_growth import (
     grow_state_dict,
     is_idmap,
     plan_extension,

@@ -25,9 +25,9 @@ from rwkv_data.cli import main
 from rwkv_data.config import RunConfig
 from rwkv_data.demo import LANGUAGE_NAMES, demo_corpus_path
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.binidx import BinidxReader
-from rwkv_data.pipelines.readers import iter_documents
+from rwkv_data.pipelines.corpus.readers import iter_documents
 from rwkv_data.pipelines.run import STAGES, load_run_config
+from rwkv_data.pipelines.shard.binidx import BinidxReader
 from rwkv_data.tokenizer import TrieTokenizer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rwkv_data.errors import ShardFormatError
-from rwkv_data.pipelines.binidx import BinidxReader, BinidxWriter, dtype_for_max_id, magic_prime
+from rwkv_data.pipelines.shard.binidx import BinidxReader, BinidxWriter, dtype_for_max_id, magic_prime
 
 
 def spec_read(prefix: Path) -> dict:
@@ -60,7 +60,7 @@ def test_writer_matches_spec_reader(tmp_path: Path, dtype: type, top: int) -> No
 
 
 def test_many_items_stream_through_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rwkv_data.pipelines.binidx as bx
+    import rwkv_data.pipelines.shard.binidx as bx
 
     monkeypatch.setattr(bx, "FLUSH_ITEMS", 7)
     monkeypatch.setattr(bx, "CHUNK_ITEMS", 5)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rwkv_data.pipelines.shard_merge as merge
+import rwkv_data.pipelines.shard.merge as merge
 from rwkv_data.pipelines._native import gather
 
 

@@ -17,8 +17,8 @@ from shard_testlib import output_bytes, rwkv_windows, spec_read, write_corpus, w
 
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import ConfigError, InputFormatError
-from rwkv_data.pipelines.shard import run, validation_split_of
-from rwkv_data.pipelines.shard_parts import doc_key
+from rwkv_data.pipelines.shard.job import run, validation_split_of
+from rwkv_data.pipelines.shard.parts import doc_key
 from rwkv_data.tokenizer import TrieTokenizer
 
 
@@ -130,7 +130,7 @@ def test_validation_split_of_names_the_jobs_validation_documents(corpus, baselin
 
 
 def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rwkv_data.pipelines.shard_merge as merge
+    import rwkv_data.pipelines.shard.merge as merge
 
     inputs, _, vocab = corpus
     prefix, metas = baseline
@@ -155,7 +155,7 @@ def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, mon
 def test_record_chunks_do_not_change_mixing(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Weights, copies and the per-language validation minimum, computed over chunks of document records that
     span parts, give the bytes of one chunk holding every record."""
-    import rwkv_data.pipelines.shard_merge as merge
+    import rwkv_data.pipelines.shard.merge as merge
 
     inputs, _, vocab = corpus
     opts = {"temperature": 0.5, "val_min_docs": 3, "seed": 5}

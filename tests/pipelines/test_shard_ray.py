@@ -1,4 +1,4 @@
-"""The shard job's Ray executor (pipelines/shard_ray.py) against the local executor, on a private local Ray
+"""The shard job's Ray executor (pipelines/shard/ray_executor.py) against the local executor, on a private local Ray
 instance (2 CPUs, loopback only, temp files under tmp_path): byte-identical P / P_val outputs and meta, parts
 resumed the same way in both directions (a part with its completion marker is never redone), a bad record's
 InputFormatError surfacing as itself, and the pip hint when Ray is absent. About 20-40 s, most of it Ray start-up.
@@ -20,7 +20,7 @@ from shard_testlib import assert_same_output, write_corpus, write_vocab
 from rwkv_data.cli import main
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import DependencyMissing, InputFormatError
-from rwkv_data.pipelines.shard import run
+from rwkv_data.pipelines.shard.job import run
 
 
 def _cfg(inputs: list[Path], out: Path, vocab: Path, **kw: object) -> ShardConfig:

@@ -17,7 +17,7 @@ import pytest
 import zstandard
 
 from rwkv_data.errors import InputFormatError
-from rwkv_data.pipelines.readers import ReadOptions, ReadStats, expand_inputs, iter_documents
+from rwkv_data.pipelines.corpus.readers import ReadOptions, ReadStats, expand_inputs, iter_documents
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 RECORDS = [{"text": "Hello world", "lang": "en"}, {"text": "Grüß Gott", "lang": "de"}, {"text": "漢字", "lang": "zh"}]
@@ -151,7 +151,7 @@ def test_bad_input_raises_naming_file_and_line(tmp_path: Path, case: str, json_p
 @pytest.fixture(params=["fast", "standard"])
 def json_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with the optional orjson fast path and without it (the standard json path)."""
-    import rwkv_data.pipelines.streams as streams
+    import rwkv_data.pipelines.corpus.streams as streams
 
     if request.param == "standard":
         monkeypatch.setattr(streams, "_orjson_loads", None)

@@ -19,13 +19,13 @@ import pytest
 from shard_testlib import assert_same_output, write_corpus, write_vocab
 
 from rwkv_data.config import ShardConfig, to_dict
-from rwkv_data.pipelines.shard import run
+from rwkv_data.pipelines.shard.job import run
 
 # The child runs the real job; the test doubles only slow it down (parts) or kill it from inside (merge).
 CHILD = r"""
 import json, os, signal, sys, time
-import rwkv_data.pipelines.shard as shard
-import rwkv_data.pipelines.binidx as bx
+import rwkv_data.pipelines.shard.job as shard
+import rwkv_data.pipelines.shard.binidx as bx
 from rwkv_data.config import ShardConfig
 
 mode, cfg = sys.argv[1], json.loads(sys.argv[2])

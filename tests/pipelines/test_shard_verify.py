@@ -15,8 +15,8 @@ import pytest
 from shard_testlib import write_corpus, write_vocab
 
 from rwkv_data.cli import main
-from rwkv_data.pipelines.binidx import BinidxWriter
-from rwkv_data.pipelines.shardcheck import verify
+from rwkv_data.pipelines.shard.binidx import BinidxWriter
+from rwkv_data.pipelines.shard.check import verify
 
 
 @pytest.fixture(scope="module")

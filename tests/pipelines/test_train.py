@@ -18,7 +18,8 @@ from model_fixtures import make_corpus, one_thread  # noqa: F401
 
 from rwkv_data.cli import cli
 from rwkv_data.config import TrainConfig
-from rwkv_data.pipelines import modelio, train
+from rwkv_data.pipelines.train import job as train
+from rwkv_data.pipelines.train import modelio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -19,7 +19,7 @@ import torch
 from model_fixtures import make_corpus, one_thread  # noqa: F401
 
 from rwkv_data.config import TrainConfig
-from rwkv_data.pipelines import train
+from rwkv_data.pipelines.train import job as train
 
 TINY = dict(n_layer=2, n_embd=64, head_size=32, vocab_size=320, ctx_len=32, lr_init=3e-3, lr_final=3e-4,
             warmup_steps=2, max_steps=6, token_budget=6 * 4 * 32, log_every=1, device="cpu", seed=7, grad_accum=2)

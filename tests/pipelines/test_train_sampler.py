@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.optim import L2Wrap, lr_at, make_optimizer, param_groups
-from rwkv_data.pipelines.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime, is_prime
+from rwkv_data.pipelines.train.optim import L2Wrap, lr_at, make_optimizer, param_groups
+from rwkv_data.pipelines.train.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime, is_prime
 
 
 def test_is_prime_matches_sieve() -> None:

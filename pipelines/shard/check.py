@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rwkv_data.errors import ShardFormatError
-from rwkv_data.pipelines.binidx import HEADER_BYTES, BinidxReader, Header, read_header
+from rwkv_data.pipelines.shard.binidx import HEADER_BYTES, BinidxReader, Header, read_header
 
 CHUNK_TOKENS = 1 << 24
 CHUNK_ITEMS = 1 << 20

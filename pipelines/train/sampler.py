@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.binidx import is_prime, magic_prime
+from rwkv_data.pipelines.shard.binidx import is_prime, magic_prime
 
 # RWKV-LM asserts 0.9 < p / (tokens // ctx_len) <= 1: at most 10% of the windows are never visited.
 MIN_PRIME_FILL = 0.9

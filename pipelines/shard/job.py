@@ -27,9 +27,9 @@ import numpy as np
 
 from rwkv_data.config import ShardConfig, to_dict
 from rwkv_data.errors import ConfigError, InputFormatError
-from rwkv_data.pipelines.binidx import dtype_for_max_id, magic_prime, rwkv_train_args
-from rwkv_data.pipelines.readers import ReadOptions, ReadStats, expand_inputs, iter_unit
-from rwkv_data.pipelines.shard_merge import (
+from rwkv_data.pipelines.corpus.readers import ReadOptions, ReadStats, expand_inputs, iter_unit
+from rwkv_data.pipelines.shard.binidx import dtype_for_max_id, magic_prime, rwkv_train_args
+from rwkv_data.pipelines.shard.merge import (
     MergePlan,
     PartRecords,
     PartRef,
@@ -41,7 +41,7 @@ from rwkv_data.pipelines.shard_merge import (
     validation_split,
     write_split,
 )
-from rwkv_data.pipelines.shard_parts import PartTask, build_part, is_done, load_summary, part_key
+from rwkv_data.pipelines.shard.parts import PartTask, build_part, is_done, load_summary, part_key
 from rwkv_data.tokenizer.cores import default_threads
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def check_config(cfg: ShardConfig) -> None:
     if cfg.executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', not {cfg.executor!r}")
     if cfg.executor == "ray":
-        from rwkv_data.pipelines.shard_ray import require_ray
+        from rwkv_data.pipelines.shard.ray_executor import require_ray
 
         require_ray()  # DependencyMissing naming the pip extra, before any work
     if not 0.0 <= cfg.val_fraction < 1.0:
@@ -233,7 +233,7 @@ def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         if cfg.executor == "ray":
-            from rwkv_data.pipelines.shard_ray import build_parts_ray
+            from rwkv_data.pipelines.shard.ray_executor import build_parts_ray
 
             build_parts_ray(todo, tok, cfg, bar)
         else:

@@ -8,7 +8,7 @@ bytes equal the local executor's, and a rerun (with either executor) redoes only
 On a cluster the work folder (``--work-dir``, default ``P.work``) must lie on a file system that every node and
 the driver see (NFS, Lustre, a shared volume); the driver checks each marker after its task and says so when it
 cannot see one. Every node needs the same rwkv-data (and vocab file path, if any) installed: tasks import
-``rwkv_data.pipelines.shard_ray`` by name.
+``rwkv_data.pipelines.shard.ray_executor`` by name.
 
 Ray is an optional dependency (``pip install 'rwkv-data[ray]'``) imported only inside this module's functions.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import ConfigError, DependencyMissing, RwkvDataError
-from rwkv_data.pipelines.shard_parts import PartTask, build_part, is_done
+from rwkv_data.pipelines.shard.parts import PartTask, build_part, is_done
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def build_parts_ray(todo: list[PartTask], tokenizer: Any, cfg: ShardConfig, bar:
 
 
 def _run_tasks(ray: Any, todo: list[PartTask], tokenizer: Any, bar: Any) -> None:
-    from rwkv_data.pipelines.shard import _unit_size
+    from rwkv_data.pipelines.shard.job import _unit_size
 
     remote = ray.remote(_part_task).options(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
     box = [ray.put(tokenizer)]

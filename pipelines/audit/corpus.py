@@ -4,7 +4,7 @@
   list of aligned ``articles`` (also accepted: ``sentences`` or ``units``) and ``code``/``lang``/``script``/
   ``name``. The key of a language is its ``code`` (unique per translation), else its ``lang``.
 - Monolingual, the mono layout: ``<lang>.jsonl.zst`` files of ``{"text", "lang"}`` documents, read with
-  :func:`rwkv_data.pipelines.readers.iter_documents`.
+  :func:`rwkv_data.pipelines.corpus.readers.iter_documents`.
 - FLORES+ through Hugging Face datasets (:func:`load_flores`): for users who are online and accepted the
   dataset's terms; nothing in the tests calls it.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rwkv_data.errors import DependencyMissing, InputFormatError
-from rwkv_data.pipelines.metrics import dominant_script
+from rwkv_data.pipelines.audit.metrics import dominant_script
 
 UNIT_FIELDS = ("articles", "sentences", "units")
 
@@ -111,7 +111,7 @@ def load_parallel(path: str | Path, langs: Sequence[str] = ()) -> AuditCorpus:
 def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (),
               max_bytes_per_lang: int = 0) -> AuditCorpus:
     """Read monolingual documents (grouped by their ``lang``), at most ``max_bytes_per_lang`` per language."""
-    from rwkv_data.pipelines.readers import iter_documents
+    from rwkv_data.pipelines.corpus.readers import iter_documents
 
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     inputs: list[str] = []

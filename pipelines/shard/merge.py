@@ -33,8 +33,8 @@ import numpy as np
 
 from rwkv_data.errors import ConfigError
 from rwkv_data.pipelines._native import gather as _gather
-from rwkv_data.pipelines.binidx import BinidxWriter
-from rwkv_data.pipelines.shard_parts import DOC_RECORD, doc_key
+from rwkv_data.pipelines.shard.binidx import BinidxWriter
+from rwkv_data.pipelines.shard.parts import DOC_RECORD, doc_key
 
 CHUNK_DOCS = 1 << 20  # .docs records read per step
 REC = np.dtype([("r", "<u8"), ("off", "<u8"), ("part", "<u4"), ("ntok", "<u4"), ("lang", "<u2")])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rwkv_data.errors import DependencyMissing, InputFormatError
-from rwkv_data.pipelines.streams import Corrupt, Truncated, fast_json_object, open_chunks
+from rwkv_data.pipelines.corpus.streams import Corrupt, Truncated, fast_json_object, open_chunks
 
 try:  # the JSON Lines fast path (built with the package; the general parser gives the same documents)
     from rwkv_data.pipelines._native import scan_jsonl as _scan
@@ -277,7 +277,7 @@ def iter_unit(unit: Unit, opts: ReadOptions, stats: ReadStats) -> Iterator[Docum
     elif unit.kind == "txt":
         yield from _iter_txt(unit.path, opts, sink)
     else:
-        from rwkv_data.pipelines.readers_table import iter_table_unit
+        from rwkv_data.pipelines.corpus.tables import iter_table_unit
 
         yield from iter_table_unit(unit, opts, sink)
 

@@ -30,8 +30,8 @@ from torch.nn.utils import parametrize
 
 from rwkv_data.config import FinetuneConfig, to_dict
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines import modelio
-from rwkv_data.pipelines.train import MixedSource, WindowSource, atomic_write_text, fit
+from rwkv_data.pipelines.train import modelio
+from rwkv_data.pipelines.train.job import MixedSource, WindowSource, atomic_write_text, fit
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ def set_trainable(model: torch.nn.Module, trainable: str, lora: bool) -> None:
 
 def prepare(cfg: FinetuneConfig, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load ``cfg.init``, extend the vocab if asked (writing vocab.txt and rwkv-init.pth), wrap LoRA, freeze."""
-    from rwkv_data.pipelines.evaluate import load_tokenizer  # noqa: PLC0415
-    from rwkv_data.pipelines.vocab_growth import (  # noqa: PLC0415
+    from rwkv_data.pipelines.train.evaluate import load_tokenizer  # noqa: PLC0415
+    from rwkv_data.pipelines.train.vocab_growth import (  # noqa: PLC0415
         grow_state_dict,
         is_idmap,
         plan_extension,
@@ -149,7 +149,7 @@ def run(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
     evaluator = None
     if cfg.val_data:
-        from rwkv_data.pipelines.train import _val_evaluator  # noqa: PLC0415
+        from rwkv_data.pipelines.train.job import _val_evaluator  # noqa: PLC0415
 
         evaluator = _val_evaluator(cfg if not cfg.new_tokens else _with_vocab(cfg, info["vocab"]), device)
     stats = fit(cfg, model, source, budget, out_dir, evaluator=evaluator, progress=progress)

@@ -33,7 +33,7 @@ import torch
 
 from rwkv_data.config import EvalConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
-from rwkv_data.pipelines import modelio
+from rwkv_data.pipelines.train import modelio
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def doc_languages(prefix: str | Path, n_docs: int) -> list[str]:
 
 def load_binidx_docs(prefix: str | Path, tok: Any, max_docs: int = 0) -> list[EvalDoc]:
     """The documents of a binidx prefix, each with its language from the shard job's per-document array."""
-    from rwkv_data.pipelines.binidx import BinidxReader  # noqa: PLC0415
+    from rwkv_data.pipelines.shard.binidx import BinidxReader  # noqa: PLC0415
 
     reader = BinidxReader(prefix)
     langs = doc_languages(prefix, len(reader))
@@ -241,7 +241,7 @@ def load_binidx_docs(prefix: str | Path, tok: Any, max_docs: int = 0) -> list[Ev
 def load_text_docs(paths: Sequence[str | Path], tok: Any, max_docs: int = 0) -> list[EvalDoc]:
     """Raw text: a ``.txt`` file is one document whose language is the file stem; ``.jsonl[.zst|.gz]`` and
     parquet records are documents with their ``lang`` field (read by the corpus readers)."""
-    from rwkv_data.pipelines.readers import iter_documents  # noqa: PLC0415
+    from rwkv_data.pipelines.corpus.readers import iter_documents  # noqa: PLC0415
 
     docs: list[EvalDoc] = []
     for p in map(Path, paths):

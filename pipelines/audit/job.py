@@ -1,7 +1,7 @@
 """The audit job: tokenization efficiency per language and per tokenizer, with bootstrap intervals.
 
 ``run(AuditConfig(...))`` encodes every unit (article, sentence or document) of every language with every
-tokenizer, sums the additive :class:`~rwkv_data.pipelines.metrics.TextCounts`, and writes to ``out_dir``:
+tokenizer, sums the additive :class:`~rwkv_data.pipelines.audit.metrics.TextCounts`, and writes to ``out_dir``:
 ``summary.json`` (everything), ``languages.csv`` (one row per tokenizer and language), ``dead_tokens.json``,
 ``report.html`` (audit_report.py), ``config.json`` and ``stats.json``. ``--fail-if "max_parity>2.5"``
 conditions turn the result into an exit code for CI.
@@ -26,9 +26,9 @@ import numpy as np
 
 from rwkv_data.config import AuditConfig, to_dict
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines import metrics as M
-from rwkv_data.pipelines.audit_data import AuditCorpus, load_corpus
-from rwkv_data.pipelines.tokenizer_adapters import TokenizerAdapter, load_tokenizer
+from rwkv_data.pipelines.audit import metrics as M
+from rwkv_data.pipelines.audit.adapters import TokenizerAdapter, load_tokenizer
+from rwkv_data.pipelines.audit.corpus import AuditCorpus, load_corpus
 
 log = logging.getLogger(__name__)
 CI_METRICS = {  # per-language metrics with intervals: name -> (numerator field, denominator field)
@@ -314,7 +314,7 @@ def write_outputs(report: dict[str, Any], runs: list[TokenizerRun], cfg: AuditCo
                                                                              for r in runs}}
     (out / "stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     if cfg.html:
-        from rwkv_data.pipelines.audit_report import render_html
+        from rwkv_data.pipelines.audit.report import render_html
 
         (out / "report.html").write_text(render_html(report), encoding="utf-8")
 

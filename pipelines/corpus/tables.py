@@ -1,4 +1,4 @@
-"""Table readers behind :mod:`rwkv_data.pipelines.readers`: parquet row groups, the arrow files of a
+"""Table readers behind :mod:`rwkv_data.pipelines.corpus.readers`: parquet row groups, the arrow files of a
 datasets ``save_to_disk`` folder (read with pyarrow directly, no ``datasets`` import), and hub datasets
 streamed with ``datasets.load_dataset(..., streaming=True)``.
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rwkv_data.errors import DependencyMissing, InputFormatError
 
 if TYPE_CHECKING:
-    from rwkv_data.pipelines.readers import Document, ReadOptions, Unit, _Sink
+    from rwkv_data.pipelines.corpus.readers import Document, ReadOptions, Unit, _Sink
 
 BATCH_ROWS = 2048
 
@@ -33,7 +33,7 @@ def iter_table_unit(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Docu
 def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions, sink: _Sink,
           reason: str) -> Iterator[Document]:
     """Documents out of record batches; a batch that fails to decode is reported under ``reason``."""
-    from rwkv_data.pipelines.readers import _MISSING
+    from rwkv_data.pipelines.corpus.readers import _MISSING
 
     row = first_row
     where = unit.describe()
@@ -92,7 +92,7 @@ def _iter_arrow(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document
 
 
 def _iter_hub(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
-    from rwkv_data.pipelines.readers import _MISSING
+    from rwkv_data.pipelines.corpus.readers import _MISSING
 
     try:
         import datasets

@@ -30,10 +30,10 @@ import torch
 
 from rwkv_data.config import TrainConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
-from rwkv_data.pipelines import distributed, modelio
-from rwkv_data.pipelines.evaluate import read_meta
-from rwkv_data.pipelines.optim import lm_loss, lr_at, make_optimizer, set_lr
-from rwkv_data.pipelines.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime
+from rwkv_data.pipelines.train import distributed, modelio
+from rwkv_data.pipelines.train.evaluate import read_meta
+from rwkv_data.pipelines.train.optim import lm_loss, lr_at, make_optimizer, set_lr
+from rwkv_data.pipelines.train.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class WindowSource:
 
     def __init__(self, prefix: str | Path, ctx_len: int, micro_bsz: int, grad_accum: int, magic_prime: int = 0,
                  rank: int = 0, world_size: int = 1) -> None:
-        from rwkv_data.pipelines.binidx import BinidxReader  # noqa: PLC0415 (keeps import light for --help)
+        from rwkv_data.pipelines.shard.binidx import BinidxReader  # noqa: PLC0415 (keeps import light for --help)
 
         self.reader = BinidxReader(prefix)
         self.tokens = self.reader.tokens
@@ -316,7 +316,7 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
 def _val_evaluator(cfg: TrainConfig, device: torch.device) -> Callable[[torch.nn.Module, int], dict[str, Any]]:
     """Per-language bpb on the first ``eval_docs`` documents per language of ``cfg.val_data``."""
-    from rwkv_data.pipelines import evaluate  # noqa: PLC0415
+    from rwkv_data.pipelines.train import evaluate  # noqa: PLC0415
 
     tok = evaluate.load_tokenizer(cfg.vocab)
     docs = evaluate.load_binidx_docs(cfg.val_data, tok, cfg.eval_docs)

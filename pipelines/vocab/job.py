@@ -1,6 +1,6 @@
 """The vocab jobs: ``rwkv-data vocab train`` (:func:`run`) and ``rwkv-data vocab extend`` (:func:`run_extend`).
 
-Each reads the corpus once with :func:`rwkv_data.pipelines.readers.iter_documents` (records need a language
+Each reads the corpus once with :func:`rwkv_data.pipelines.corpus.readers.iter_documents` (records need a language
 field), runs the library code in ``rwkv_data.tokenizer.vocab_train`` / ``vocab_extend`` with a progress bar on
 stderr, and writes the vocab (World text form, or JSON for ``.json``) plus ``<output>.meta.json``: the config,
 a corpus fingerprint (sha256 over every document's language and text, and the input files' sizes) and the
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from rwkv_data.config import VocabConfig, to_dict
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.readers import iter_documents
+from rwkv_data.pipelines.corpus.readers import iter_documents
 from rwkv_data.tokenizer import Vocab, read_vocab, world_vocab_path, write_vocab
 
 log = logging.getLogger(__name__)

@@ -74,7 +74,7 @@ def device_for(name: str, info: LaunchInfo | None) -> torch.device:
     """The training device: ``auto``/``cuda`` become this process's GPU ``cuda:LOCAL_RANK`` under torchrun."""
     if info is not None and name in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", info.local_rank)
-    from rwkv_data.pipelines.modelio import resolve_device
+    from rwkv_data.pipelines.train.modelio import resolve_device
 
     return resolve_device(name)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.pipelines.readers import DocBatch, ReadOptions, ReadStats, Unit, iter_unit_batches
+from rwkv_data.pipelines.corpus.readers import DocBatch, ReadOptions, ReadStats, Unit, iter_unit_batches
 
 PART_FORMAT = 1
 # key: 64-bit content hash (validation split); ntok includes the EOS; lang: index into the part's table

@@ -12,7 +12,7 @@ A tokenizer is named on the command line by a spec, ``[label=][kind:]path[#patte
     sp:m.model                    SentencePiece
 
 Every adapter returns, per text, the token ids and the UTF-8 byte end offset of each token in the text,
-which is all :func:`rwkv_data.pipelines.metrics.text_counts` needs.
+which is all :func:`rwkv_data.pipelines.audit.metrics.text_counts` needs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rwkv_data.errors import ConfigError, DependencyMissing
-from rwkv_data.pipelines.metrics import char_byte_offsets, fallback_mask
+from rwkv_data.pipelines.audit.metrics import char_byte_offsets, fallback_mask
 
 # Split patterns of the public tiktoken encodings (from tiktoken_ext/openai_public.py), so a local .tiktoken
 # file can be used without the package's download helpers.
