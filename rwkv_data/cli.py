@@ -310,6 +310,7 @@ def _budgets(values: tuple[str, ...]) -> dict[str, int] | None:
 @click.option("--work-dir", help="Parts and completion markers ('' = P.work). " + _shard_default("work_dir"))
 @click.option("--keep-work/--no-keep-work", default=None, help="Keep the parts after success.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. " + _shard_default("progress"))
+@click.option("--force", is_flag=True, default=None, help="Overwrite existing output files not written by rwkv-data.")
 @click.option("--json", "as_json", is_flag=True, help="Print the train and val meta as JSON.")
 def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tuple[str, ...],
               ctx_len: tuple[int, ...], as_json: bool, **values: Any) -> None:

@@ -244,6 +244,7 @@ class ShardConfig:
     progress: bool = True  # tqdm bar on stderr
     executor: str = "local"  # "local" (processes on this machine) or "ray" (Ray tasks: pipelines/shard/ray_executor.py)
     ray_address: str | None = None  # ray: "auto", HOST:PORT or ray://HOST:10001 (None = a local Ray instance)
+    force: bool = False  # overwrite existing output files that no P.meta.json of rwkv-data recognises
 
 
 # ---- audit job (issue 7) -----------------------------------------------------------------------------------

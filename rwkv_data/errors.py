@@ -38,3 +38,7 @@ class CheckpointError(RwkvDataError, ValueError):
 
 class ConfigError(RwkvDataError, ValueError):
     """A configuration file or option is invalid."""
+
+
+class StorageError(RwkvDataError, OSError):
+    """A write failed for lack of space (or a quota / file-size limit): the message names the path and device."""

@@ -16,6 +16,7 @@ See docs/shard-format.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -28,6 +29,7 @@ from types import TracebackType
 import numpy as np
 
 from rwkv_data.errors import ShardFormatError
+from rwkv_data.pipelines.shard.outputs import space_guard
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -89,19 +91,24 @@ class BinidxWriter:
 
     Tokens go to ``prefix.bin.tmp`` as they come; item sizes spill to a temporary file, and the index is
     written by :meth:`finalize`, which then renames both files into place (a killed writer leaves only
-    ``*.tmp`` files). sha256 digests of both files are computed while writing.
+    ``*.tmp`` files); with ``rename=False`` it leaves them as ``prefix.bin.tmp`` / ``prefix.idx.tmp`` for the
+    caller to publish with its other files. sha256 digests of both files are computed while writing. A full disk
+    raises :class:`StorageError` naming the file.
     """
 
-    def __init__(self, prefix: str | os.PathLike[str], dtype: np.dtype | type) -> None:
+    def __init__(self, prefix: str | os.PathLike[str], dtype: np.dtype | type, rename: bool = True) -> None:
         self.prefix = Path(prefix)
+        self.rename = rename
         self.dtype = np.dtype(dtype)
         if self.dtype not in CODE_OF_DTYPE:
             raise ValueError(f"binidx tokens are uint16 or int32, not {self.dtype}")
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
         self._bin_tmp = Path(f"{self.prefix}.bin.tmp")
         self._sizes_tmp = Path(f"{self.prefix}.sizes.tmp")
-        self._bin = open(self._bin_tmp, "w+b")  # noqa: SIM115 - closed in finalize/abort; read too: reserve() maps it
-        self._sizes_f = open(self._sizes_tmp, "wb")  # noqa: SIM115
+        with space_guard(self._bin_tmp):
+            self._bin = open(self._bin_tmp, "w+b")  # noqa: SIM115 - closed in finalize/abort; read too: reserve() maps it
+        with space_guard(self._sizes_tmp):
+            self._sizes_f = open(self._sizes_tmp, "wb")  # noqa: SIM115
         self._sizes: list[np.ndarray] = []
         self._buffered = 0
         self._bin_hash = hashlib.sha256()
@@ -130,19 +137,21 @@ class BinidxWriter:
 
         The caller fills the file itself (``pwrite``, or a shared mapping written from several threads) and
         calls :meth:`commit` for each stretch in file order. The space is allocated up front
-        (``posix_fallocate``), so a full disk fails here with OSError instead of later, in a mapping.
+        (``posix_fallocate``, or zeros written where the file system has no fallocate), so a full disk fails here
+        with :class:`StorageError` instead of later, in a mapping (where it would be a SIGBUS).
         """
         if self.num_items or self._reserved is not None:
             raise ValueError("reserve() must be the writer's first call, and only one")
         fd = self._bin.fileno()
         nbytes = total_tokens * self.dtype.itemsize
         if nbytes:
-            try:
-                os.posix_fallocate(fd, 0, nbytes)
-            except (AttributeError, OSError) as exc:  # not Linux, or a file system without fallocate
-                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                    raise
-                os.ftruncate(fd, nbytes)
+            with space_guard(self._bin_tmp, nbytes):
+                try:
+                    os.posix_fallocate(fd, 0, nbytes)
+                except (AttributeError, OSError) as exc:  # not Linux, or a file system without fallocate
+                    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                        raise
+                    _write_zeros(fd, nbytes)
         self._reserved = total_tokens
         return fd
 
@@ -175,12 +184,14 @@ class BinidxWriter:
                 self._hasher = ThreadPoolExecutor(1, thread_name_prefix="binidx-sha256")
             hashed = self._hasher.submit(self._bin_hash.update, mv)
             try:
-                self._bin.write(mv)
+                with space_guard(self._bin_tmp):
+                    self._bin.write(mv)
             finally:
                 hashed.result()  # both done before returning: the caller may reuse its buffer
         else:
             if write:
-                self._bin.write(mv)
+                with space_guard(self._bin_tmp):
+                    self._bin.write(mv)
             self._bin_hash.update(mv)
         if flat.size:
             self.max_id = max(self.max_id, int(flat.max()) if max_id is None else max_id)
@@ -192,8 +203,9 @@ class BinidxWriter:
             self._flush_sizes()
 
     def _flush_sizes(self) -> None:
-        for s in self._sizes:
-            self._sizes_f.write(memoryview(s).cast("B"))
+        with space_guard(self._sizes_tmp):
+            for s in self._sizes:
+                self._sizes_f.write(memoryview(s).cast("B"))
         self._sizes, self._buffered = [], 0
 
     def _stop_hasher(self) -> None:
@@ -202,18 +214,22 @@ class BinidxWriter:
             self._hasher = None
 
     def finalize(self) -> dict[str, object]:
-        """Write the index, rename both files into place; returns counts and sha256 digests."""
+        """Write the index, rename both files into place (unless ``rename=False``); returns counts, sha256
+        digests and sizes (and, without renaming, the temporary paths ``bin_tmp`` / ``idx_tmp``)."""
         self._stop_hasher()
         if self._reserved is not None and self.num_tokens != self._reserved:
             raise ValueError(f"{self.prefix}: {self.num_tokens} tokens committed of {self._reserved} reserved")
         self._flush_sizes()
-        self._sizes_f.close()
-        self._bin.close()
+        with space_guard(self._sizes_tmp):
+            self._sizes_f.close()
+        with space_guard(self._bin_tmp):
+            self._bin.close()
         n = self.num_items
         idx_tmp = Path(f"{self.prefix}.idx.tmp")
         h = hashlib.sha256()
         item = self.dtype.itemsize
-        with open(idx_tmp, "wb") as out, open(self._sizes_tmp, "rb") as sizes_f:
+        with space_guard(idx_tmp, HEADER_BYTES + 20 * n + 8), open(idx_tmp, "wb") as out, \
+                open(self._sizes_tmp, "rb") as sizes_f:
 
             def put(b: bytes | memoryview) -> None:
                 out.write(b)
@@ -232,18 +248,23 @@ class BinidxWriter:
             for start in range(0, n + 1, CHUNK_ITEMS):
                 put(memoryview(np.arange(start, min(start + CHUNK_ITEMS, n + 1), dtype=np.int64)).cast("B"))
         os.unlink(self._sizes_tmp)
-        os.replace(self._bin_tmp, f"{self.prefix}.bin")
-        os.replace(idx_tmp, f"{self.prefix}.idx")
         self.result = {"items": n, "tokens": self.num_tokens, "dtype": str(self.dtype),
                        "dtype_code": CODE_OF_DTYPE[self.dtype], "max_id": self.max_id,
-                       "bin_sha256": self._bin_hash.hexdigest(), "idx_sha256": h.hexdigest()}
+                       "bin_sha256": self._bin_hash.hexdigest(), "idx_sha256": h.hexdigest(),
+                       "bin_bytes": self.num_tokens * item, "idx_bytes": HEADER_BYTES + 20 * n + 8}
+        if self.rename:
+            os.replace(self._bin_tmp, f"{self.prefix}.bin")
+            os.replace(idx_tmp, f"{self.prefix}.idx")
+        else:
+            self.result.update(bin_tmp=str(self._bin_tmp), idx_tmp=str(idx_tmp))
         return self.result
 
     def abort(self) -> None:
         """Close and delete the temporary files (the final files are untouched)."""
         self._stop_hasher()
         for f in (self._bin, self._sizes_f):
-            f.close()
+            with contextlib.suppress(OSError):  # a close that flushes onto a full disk
+                f.close()
         for p in (self._bin_tmp, self._sizes_tmp, Path(f"{self.prefix}.idx.tmp")):
             p.unlink(missing_ok=True)
 
@@ -253,7 +274,11 @@ class BinidxWriter:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         if et is None:
             if self.result is None:
-                self.finalize()
+                try:
+                    self.finalize()
+                except BaseException:
+                    self.abort()
+                    raise
         else:
             self.abort()
 
@@ -309,6 +334,14 @@ class BinidxReader:
         if length is None:
             length = int(self.sizes[idx]) - offset
         return self.tokens[start:start + length]
+
+
+def _write_zeros(fd: int, nbytes: int) -> None:
+    """Allocate ``nbytes`` of a file by writing zeros (where ``posix_fallocate`` is missing)."""
+    zeros = bytes(min(nbytes, 1 << 24))
+    done = 0
+    while done < nbytes:
+        done += os.pwrite(fd, zeros[:min(len(zeros), nbytes - done)], done)
 
 
 def is_prime(n: int) -> bool:

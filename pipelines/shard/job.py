@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.config import ShardConfig, to_dict
+from rwkv_data.config import ShardConfig
 from rwkv_data.errors import ConfigError, InputFormatError
 from rwkv_data.pipelines.corpus.readers import ReadOptions, ReadStats, expand_inputs, iter_unit
-from rwkv_data.pipelines.shard.binidx import dtype_for_max_id, magic_prime, rwkv_train_args
+from rwkv_data.pipelines.shard.binidx import dtype_for_max_id
 from rwkv_data.pipelines.shard.merge import (
     MergePlan,
     PartRecords,
@@ -41,14 +41,25 @@ from rwkv_data.pipelines.shard.merge import (
     validation_split,
     write_split,
 )
+from rwkv_data.pipelines.shard.meta import common_meta, source_table, split_meta
+from rwkv_data.pipelines.shard.outputs import (
+    JobLock,
+    check_output,
+    die_with_parent,
+    foreign_targets,
+    is_out_of_space,
+    lock_paths,
+    publish,
+    retire,
+    space_error,
+    space_guard,
+    stale_outputs,
+    temp_paths,
+)
 from rwkv_data.pipelines.shard.parts import PartTask, build_part, is_done, load_summary, part_key
 from rwkv_data.tokenizer.cores import default_threads
 
 log = logging.getLogger(__name__)
-FORMAT = "rwkv-data-binidx"
-FORMAT_VERSION = 1
-RUNTIME_ONLY = ("workers", "work_dir", "keep_work", "bucket_docs", "progress", "executor",
-                "ray_address")  # never change the output bytes
 
 
 def load_tokenizer(cfg: ShardConfig) -> Any:
@@ -64,6 +75,7 @@ def check_config(cfg: ShardConfig) -> None:
     """Reject option values the job cannot honour (ConfigError naming the option)."""
     if not cfg.inputs:
         raise ConfigError("no inputs: give files, folders, globs or hf:NAME")
+    check_output(cfg.output)
     if cfg.on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', not {cfg.on_error!r}")
     if cfg.workers < 0:
@@ -150,7 +162,8 @@ class _NoBar:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer: Any, counters: Any) -> None:
+def _init_worker(tokenizer: Any, counters: Any, parent_pid: int) -> None:
+    die_with_parent(parent_pid)  # a killed job leaves no worker behind
     _WORKER.update(tokenizer=tokenizer, counters=counters)
 
 
@@ -182,7 +195,7 @@ def build_parts(todo: list[PartTask], tokenizer: Any, workers: int, bar: _Bar) -
     # ProcessPoolExecutor rather than Pool: a worker killed by the OS fails the job instead of hanging it
     order = sorted(todo, key=lambda t: -_unit_size(t))
     with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
-                                initargs=(tokenizer, counters)) as pool:
+                                initargs=(tokenizer, counters, os.getpid())) as pool:
         pending = {pool.submit(_work, t) for t in order}
         try:
             while pending:
@@ -207,18 +220,60 @@ def _unit_size(task: PartTask) -> int:
 
 
 def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
-    """Run the shard job; returns ``{"train": meta, "val": meta}`` (also written as ``P.meta.json``)."""
+    """Run the shard job; returns ``{"train": meta, "val": meta}`` (also written as ``P.meta.json``).
+
+    One job at a time per output prefix (a lock held for the job's life); the final files appear only when all
+    of them are complete, ``P.meta.json`` last; an existing file this tool did not write is not overwritten
+    unless ``cfg.force``; a full disk is a :class:`StorageError` naming the path.
+    """
     check_config(cfg)
     if cfg.workers == 0:  # one per CPU; the output does not depend on the count
         cfg = dataclasses.replace(cfg, workers=default_threads())
+    out = Path(cfg.output)
+    work = Path(cfg.work_dir) if cfg.work_dir else Path(f"{out}.work")
+    prefixes = [str(out), f"{out}_val"]
+    try:
+        with JobLock(lock_paths(prefixes, work), cfg.output):
+            _check_targets(cfg, prefixes, work)
+            result = _run_locked(cfg, tokenizer, out, work)
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise space_error(exc, exc.filename or work) from exc
+        raise
+    finally:
+        with contextlib.suppress(OSError):  # when empty: nothing kept, or a job that stopped before any part
+            work.rmdir()
+    return result
+
+
+def _targets(cfg: ShardConfig, prefixes: list[str]) -> list[str]:
+    """The final files this job writes."""
+    return [p + e for p in prefixes for e in (".bin", ".idx", ".meta.json", *((".lang.npy",) if cfg.lang_array
+                                                                                 else ()))]
+
+
+def _check_targets(cfg: ShardConfig, prefixes: list[str], work: Path) -> None:
+    foreign = foreign_targets(prefixes, _targets(cfg, prefixes), work)
+    folders = [f for f in foreign if os.path.isdir(f)]
+    if folders:
+        raise ConfigError(f"{folders[0]} is a folder where the shard job writes a file; move it away or choose "
+                          "another -o")
+    if foreign and not cfg.force:
+        raise ConfigError(f"{foreign[0]} exists and was not written by rwkv-data (no {cfg.output}.meta.json of this "
+                          f"tool names it with this size){f', nor {len(foreign) - 1} more' if len(foreign) > 1 else ''}"
+                          ": move it away, choose another -o, or pass --force to overwrite it")
+    for p in prefixes:  # a killed run's half-written files
+        for t in temp_paths(p):
+            t.unlink(missing_ok=True)
+
+
+def _run_locked(cfg: ShardConfig, tokenizer: Any, out: Path, work: Path) -> dict[str, Any]:
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg)
     dtype = dtype_for_max_id(tok.vocab_size - 1)
     opts = read_options(cfg)
     units = expand_inputs(list(cfg.inputs), opts)
     if not units:
         raise InputFormatError(f"no readable input among {list(cfg.inputs)}")
-    out = Path(cfg.output)
-    work = Path(cfg.work_dir) if cfg.work_dir else Path(f"{out}.work")
     parts_dir = work / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -247,8 +302,6 @@ def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     if not cfg.keep_work:  # only what this job made: --work-dir may be a folder holding other things
         for sub in ("parts", "merge"):
             shutil.rmtree(work / sub, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            work.rmdir()
     return result
 
 
@@ -262,8 +315,9 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     merge_dir = work / "merge"
     shutil.rmtree(merge_dir, ignore_errors=True)  # the merge always starts over; it is cheap next to parts
     merge_dir.mkdir(parents=True)
-    for old in (f"{cfg.output}.meta.json", f"{cfg.output}_val.meta.json"):  # no meta = not finished
-        Path(old).unlink(missing_ok=True)
+    plist = [str(cfg.output), f"{cfg.output}_val"]
+    stale = stale_outputs(plist, _targets(cfg, plist), work)  # while the old metas still name them
+    retire(work, plist, _targets(cfg, plist))  # no meta = not finished
     records = PartRecords(parts)
     n_docs, cutoff, has = val_cutoffs(records, len(langs), cfg.val_min_docs)
     threshold = val_threshold(cfg.val_fraction)
@@ -271,7 +325,7 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     plan = MergePlan(parts, langs, split, np.ones(len(langs)), cfg.seed, cfg.bucket_docs, records)
     n_val_max = int(n_docs.sum())
     expected_val = int(cfg.val_fraction * n_val_max) + 1
-    source = _source_table(summaries, langs)
+    source = source_table(summaries, langs)
     mixing = bool(cfg.lang_budgets or cfg.temperature)
     if mixing:  # the weights need the train side's tokens, so the validation records come first
         (val_total, val_counts, val_bits), = distribute(plan, merge_dir, {"val": expected_val}).values()
@@ -289,91 +343,36 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
         assert expected == n_val_max  # internal invariant: the buckets are sized as in the two-pass order
         train_total, train_counts, train_bits = done["train"]
     prefixes = {"train": str(cfg.output), "val": f"{cfg.output}_val"}
-    written = {}
-    for split, total, bits, counts in (("train", train_total, train_bits, train_counts),
-                                       ("val", val_total, val_bits, val_counts)):
-        lang_path = f"{prefixes[split]}.lang.npy" if cfg.lang_array else None
-        tokens = int(counts.table[:, 1].sum()) if counts.table.size else 0
-        written[split] = write_split(plan, merge_dir, split, bits, total, tokens, prefixes[split], dtype, lang_path)
-    common = _common_meta(cfg, tok, dtype, tasks, summaries, langs, weights, source, threshold)
-    metas = {}
-    for split, counts in (("train", train_counts), ("val", val_counts)):
-        metas[split] = _split_meta(common, split, prefixes, counts, langs, written[split], cfg)
-        path = Path(f"{prefixes[split]}.meta.json")
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(metas[split], ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+    written: dict[str, dict[str, Any]] = {}
+    temps: list[Path] = []
+    try:
+        for split, total, bits, counts in (("train", train_total, train_bits, train_counts),
+                                           ("val", val_total, val_bits, val_counts)):
+            lang_path = f"{prefixes[split]}.lang.npy" if cfg.lang_array else None
+            tokens = int(counts.table[:, 1].sum()) if counts.table.size else 0
+            w = written[split] = write_split(plan, merge_dir, split, bits, total, tokens, prefixes[split], dtype,
+                                             lang_path)
+            temps += [Path(w[k]) for k in ("bin_tmp", "idx_tmp", "lang_tmp") if w[k]]
+        common = common_meta(cfg, tok, dtype, tasks, summaries, langs, weights, source, threshold)
+        metas, data, meta_files = {}, [], []
+        for split, counts in (("train", train_counts), ("val", val_counts)):
+            w = written[split]
+            metas[split] = split_meta(common, split, prefixes, counts, langs, w, cfg)
+            data += [(Path(w[f"{k}_tmp"]), Path(f"{prefixes[split]}.{ext}"))
+                     for k, ext in (("bin", "bin"), ("idx", "idx"), ("lang", "lang.npy")) if w[f"{k}_tmp"]]
+            path = Path(f"{prefixes[split]}.meta.json")
+            tmp = Path(f"{path}.tmp")
+            temps.append(tmp)
+            with space_guard(tmp):
+                tmp.write_text(json.dumps(metas[split], ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            meta_files.insert(0, (tmp, path))  # val first, the train meta last
+    except BaseException:  # nothing half-done stays behind (a full disk: the space comes back)
+        for t in temps:
+            t.unlink(missing_ok=True)
+        raise
+    publish(work, data, meta_files, stale)
     _log_skips(common["skipped"])
     return metas
-
-
-def _source_table(summaries: list[dict[str, Any]], langs: list[str]) -> np.ndarray:
-    table = np.zeros((len(langs), 4), np.int64)
-    for s in summaries:
-        for lg, c in s["per_language"].items():
-            table[langs.index(lg)] += [c["documents"], c["tokens"], c["bytes"], c["characters"]]
-    return table
-
-
-def _counts_dict(row: np.ndarray) -> dict[str, int]:
-    return dict(zip(("documents", "tokens", "bytes", "characters"), (int(x) for x in row), strict=True))
-
-
-def _common_meta(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTask], summaries: list[dict[str, Any]],
-                 langs: list[str], weights: dict[str, float], source: np.ndarray, threshold: int) -> dict[str, Any]:
-    skipped: dict[str, int] = {}
-    examples: dict[str, str] = {}
-    for s in summaries:
-        for k, v in s["skipped"].items():
-            skipped[k] = skipped.get(k, 0) + v
-        for k, v in s["first_skip"].items():
-            examples.setdefault(k, v)
-    method = "budgets" if cfg.lang_budgets else "temperature" if cfg.temperature else "none"
-    from rwkv_data import __version__ as version
-    return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "tool": "rwkv-data", "tool_version": version,
-        "tokenizer": {"name": tok.name, "sha256": tok.sha256, "vocab_size": tok.vocab_size, "eos_id": 0,
-                      "vocab": cfg.vocab or "rwkv_vocab_v20230424 (RWKV World)"},
-        "dtype": dtype.name, "dtype_code": 8 if dtype == np.uint16 else 4,
-        "languages": langs,
-        "input": {"records": sum(s["records"] for s in summaries), **_counts_dict(source.sum(axis=0)),
-                  "per_language": {lg: _counts_dict(source[i]) for i, lg in enumerate(langs)}},
-        "skipped": dict(sorted(skipped.items())), "skipped_examples": dict(sorted(examples.items())),
-        "validation": {"fraction": cfg.val_fraction, "min_docs_per_language": cfg.val_min_docs,
-                       "rule": "sha256-64(UTF-8 text) < fraction * 2**64, or among the language's min_docs "
-                               "smallest hashes (at most half its documents)", "threshold": threshold},
-        "shuffle": {"seed": cfg.seed, "algorithm": "ascending splitmix64(seed, part, document, copy); "
-                    "external bucket sort, see docs/shard-format.md"},
-        "mixing": {"method": method, "temperature": cfg.temperature, "budgets": dict(cfg.lang_budgets),
-                   "weights": {lg: round(w, 6) for lg, w in weights.items()}},
-        "inputs": [{**s["unit"], "records": s["records"], "documents": s["documents"], "skipped": s["skipped"]}
-                   for s in summaries],
-        "config": {k: v for k, v in to_dict(cfg).items() if k not in RUNTIME_ONLY},
-    }
-
-
-def _split_meta(common: dict[str, Any], split: str, prefixes: dict[str, str], counts: Any, langs: list[str],
-                written: dict[str, Any], cfg: ShardConfig) -> dict[str, Any]:
-    table = counts.table if counts.table.size else np.zeros((len(langs), 4), np.int64)
-    tokens = int(written["tokens"])
-    base = Path(prefixes[split]).name
-    ctx = [{**m, "train_args": rwkv_train_args(m)} for m in (magic_prime(tokens, c) for c in cfg.ctx_lens)]
-    per_lang = {lg: _counts_dict(table[i]) for i, lg in enumerate(langs)}
-    if split == "train":
-        for lg in langs:
-            per_lang[lg]["weight"] = common["mixing"]["weights"][lg]
-    return {
-        **{k: common[k] for k in ("format", "format_version", "tool", "tool_version", "tokenizer", "dtype",
-                                  "dtype_code")},
-        "split": split, "prefix": base, "val_prefix": Path(prefixes["val"]).name,
-        "files": {"bin": f"{base}.bin", "idx": f"{base}.idx", "lang": f"{base}.lang.npy" if cfg.lang_array else None},
-        **_counts_dict(table.sum(axis=0)), "items": int(written["items"]),
-        "languages": langs, "per_language": per_lang,
-        "rwkv_lm": ctx,
-        "sha256": {"bin": written["bin_sha256"], "idx": written["idx_sha256"]},
-        **{k: common[k] for k in ("input", "skipped", "skipped_examples", "validation", "shuffle", "mixing",
-                                  "inputs", "config")},
-    }
 
 
 def _log_skips(skipped: dict[str, int]) -> None:

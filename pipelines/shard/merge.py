@@ -19,6 +19,8 @@ Everything here reads the parts' small ``.docs`` records in chunks and never hol
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import math
 import mmap
 import os
@@ -34,6 +36,7 @@ import numpy as np
 from rwkv_data.errors import ConfigError
 from rwkv_data.pipelines._native import gather as _gather
 from rwkv_data.pipelines.shard.binidx import BinidxWriter
+from rwkv_data.pipelines.shard.outputs import space_guard
 from rwkv_data.pipelines.shard.parts import DOC_RECORD, doc_key
 
 CHUNK_DOCS = 1 << 20  # .docs records read per step
@@ -362,7 +365,8 @@ class _SplitRecords:
 
     def spill(self) -> None:
         for b, arrs in self.buffers.items():
-            with open(self.work / f"{self.split}-{b:05d}.rec", "ab") as f:
+            path = self.work / f"{self.split}-{b:05d}.rec"
+            with space_guard(path), open(path, "ab") as f:
                 for a in arrs:
                     f.write(memoryview(a).cast("B"))
         self.buffers.clear()
@@ -451,20 +455,31 @@ def _fd_budget(wanted: int) -> int:
 
 def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, tokens: int, prefix: str,
                 dtype: np.dtype, lang_path: str | None) -> dict[str, Any]:
-    """Sort each bucket by r and copy its documents into ``prefix.bin/.idx`` (+ the language array).
+    """Sort each bucket by r and copy its documents into ``prefix.bin/.idx`` (+ the language array), all under
+    temporary names (``*.tmp``): the caller publishes them with the other files once everything is complete.
 
     ``total`` records and ``tokens`` tokens are expected (from :func:`distribute`): the ``.bin`` is allocated at
-    its final size and filled in place (see :func:`_copy_docs`).
+    its final size and filled in place (see :func:`_copy_docs`). Returns the writer's result plus ``lang_tmp``,
+    ``lang_sha256`` and ``lang_bytes`` (None without a language array).
     """
     parts = _Parts(plan)
     langs_out = None
-    if lang_path is not None:  # a .npy written as a stream (a memmap's dirty pages would grow the RSS)
-        langs_out = open(f"{lang_path}.tmp.npy", "wb")  # noqa: SIM115 - closed below
-        np.lib.format.write_array_header_1_0(langs_out, {"descr": "<u2", "fortran_order": False, "shape": (total,)})
+    lang_tmp = f"{lang_path}.tmp" if lang_path is not None else None
+    lang_hash = hashlib.sha256()
+    lang_bytes = 0
     done = 0
     item = dtype.itemsize
+    w = BinidxWriter(prefix, dtype, rename=False)
     try:
-        with BinidxWriter(prefix, dtype) as w:
+        with w:
+            if lang_tmp is not None:  # a .npy written as a stream (a memmap's dirty pages would grow the RSS)
+                head = io.BytesIO()
+                np.lib.format.write_array_header_1_0(head, {"descr": "<u2", "fortran_order": False, "shape": (total,)})
+                with space_guard(lang_tmp):
+                    langs_out = open(lang_tmp, "wb")  # noqa: SIM115 - closed below
+                    langs_out.write(head.getvalue())
+                lang_hash.update(head.getvalue())
+                lang_bytes += len(head.getvalue())
             fd = w.reserve(tokens)
             base = 0
             for b in range(1 << bits):
@@ -476,17 +491,29 @@ def write_split(plan: MergePlan, work: Path, split: str, bits: int, total: int, 
                 base = _copy_docs(recs["part"][order], recs["off"][order], recs["ntok"][order], parts, item, w, fd,
                                   base)
                 if langs_out is not None:
-                    langs_out.write(memoryview(np.ascontiguousarray(recs["lang"][order], dtype="<u2")).cast("B"))
+                    chunk = memoryview(np.ascontiguousarray(recs["lang"][order], dtype="<u2")).cast("B")
+                    with space_guard(lang_tmp or ""):
+                        langs_out.write(chunk)
+                    lang_hash.update(chunk)
+                    lang_bytes += len(chunk)
                 done += recs.size
                 path.unlink()
+            if langs_out is not None:
+                with space_guard(lang_tmp or ""):
+                    langs_out.close()
+    except BaseException:
+        if langs_out is not None:
+            with contextlib.suppress(OSError):
+                langs_out.close()
+        for p in (lang_tmp, (w.result or {}).get("bin_tmp"), (w.result or {}).get("idx_tmp")):
+            if p:
+                Path(str(p)).unlink(missing_ok=True)
+        raise
     finally:
         parts.close()
-        if langs_out is not None:
-            langs_out.close()
-    if langs_out is not None:
-        os.replace(f"{lang_path}.tmp.npy", str(lang_path))
     assert done == total, (done, total)  # internal invariant
-    return w.result or {}
+    return {**(w.result or {}), "lang_tmp": lang_tmp, "lang_sha256": lang_hash.hexdigest() if lang_tmp else None,
+            "lang_bytes": lang_bytes if lang_tmp else None}
 
 
 def output_order(recs: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ stopped and a changed input or option redoes its part.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rwkv_data.pipelines.corpus.readers import DocBatch, ReadOptions, ReadStats, Unit, iter_unit_batches
+from rwkv_data.pipelines.shard.outputs import space_guard
 
 PART_FORMAT = 1
 # key: 64-bit content hash (validation split); ntok includes the EOS; lang: index into the part's table
@@ -86,8 +88,10 @@ class _Part:
     def __init__(self, task: PartTask) -> None:
         self.task = task
         self.tmp = {ext: Path(f"{task.stem}.{ext}.tmp") for ext in ("bin", "docs", "json", "done")}
-        self.bin = open(self.tmp["bin"], "wb")  # noqa: SIM115 - closed in finish/abort
-        self.docs = open(self.tmp["docs"], "wb")  # noqa: SIM115
+        with space_guard(self.tmp["bin"]):
+            self.bin = open(self.tmp["bin"], "wb")  # noqa: SIM115 - closed in finish/abort
+        with space_guard(self.tmp["docs"]):
+            self.docs = open(self.tmp["docs"], "wb")  # noqa: SIM115
         self.langs: dict[str, int] = {}
         self.table = np.zeros((0, 4), np.int64)  # per local language: docs, tokens, bytes, chars
         self.dtype = np.dtype(task.dtype)
@@ -105,8 +109,10 @@ class _Part:
         rec["ntok"], rec["nbytes"] = ntok, nbytes
         rec["nchars"] = nchars
         rec["lang"] = [self.langs.setdefault(lg, len(self.langs)) for lg in langs]
-        self.bin.write(memoryview(np.ascontiguousarray(ids, dtype=self.dtype)).cast("B"))
-        self.docs.write(memoryview(rec).cast("B"))
+        with space_guard(self.tmp["bin"]):
+            self.bin.write(memoryview(np.ascontiguousarray(ids, dtype=self.dtype)).cast("B"))
+        with space_guard(self.tmp["docs"]):
+            self.docs.write(memoryview(rec).cast("B"))
         li = rec["lang"].astype(np.int64)
         k = len(self.langs)
         if self.table.shape[0] < k:
@@ -117,8 +123,10 @@ class _Part:
         return int(ids.size)
 
     def finish(self, stats: ReadStats) -> dict[str, Any]:
-        self.bin.close()
-        self.docs.close()
+        with space_guard(self.tmp["bin"]):
+            self.bin.close()
+        with space_guard(self.tmp["docs"]):
+            self.docs.close()
         order = sorted(self.langs)
         summary = {
             "index": self.task.index, "key": self.task.key, "unit": self.task.unit.fingerprint(),
@@ -128,16 +136,19 @@ class _Part:
                                           self.table[self.langs[lg]].tolist(), strict=True)) for lg in order},
             "skipped": dict(sorted(stats.skipped.items())), "first_skip": stats.first_skip,
         }
-        self.tmp["json"].write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+        with space_guard(self.tmp["json"]):
+            self.tmp["json"].write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
         for ext in ("bin", "docs", "json"):
             os.replace(self.tmp[ext], f"{self.task.stem}.{ext}")
-        self.tmp["done"].write_text(self.task.key)
+        with space_guard(self.tmp["done"]):
+            self.tmp["done"].write_text(self.task.key)
         os.replace(self.tmp["done"], f"{self.task.stem}.done")  # the marker goes last
         return summary
 
     def abort(self) -> None:
         for f in (self.bin, self.docs):
-            f.close()
+            with contextlib.suppress(OSError):  # a close that flushes onto a full disk
+                f.close()
         for p in self.tmp.values():
             p.unlink(missing_ok=True)
 
