@@ -265,6 +265,7 @@ def _check_targets(cfg: ShardConfig, prefixes: list[str], work: Path) -> None:
     for p in prefixes:  # a killed run's half-written files
         for t in temp_paths(p):
             t.unlink(missing_ok=True)
+    retire(work, prefixes, _targets(cfg, prefixes))  # from here until the job succeeds, no meta: not finished
 
 
 def _run_locked(cfg: ShardConfig, tokenizer: Any, out: Path, work: Path) -> dict[str, Any]:
@@ -316,8 +317,7 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
     shutil.rmtree(merge_dir, ignore_errors=True)  # the merge always starts over; it is cheap next to parts
     merge_dir.mkdir(parents=True)
     plist = [str(cfg.output), f"{cfg.output}_val"]
-    stale = stale_outputs(plist, _targets(cfg, plist), work)  # while the old metas still name them
-    retire(work, plist, _targets(cfg, plist))  # no meta = not finished
+    stale = stale_outputs(plist, _targets(cfg, plist), work)
     records = PartRecords(parts)
     n_docs, cutoff, has = val_cutoffs(records, len(langs), cfg.val_min_docs)
     threshold = val_threshold(cfg.val_fraction)

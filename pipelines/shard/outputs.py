@@ -8,7 +8,7 @@ file overwritten, a clear error when the disk fills up, and no worker left behin
 * :func:`check_output`: ``-o`` must name a prefix, not a folder.
 * :func:`foreign_targets`: existing files at the final names that no ``P.meta.json`` of rwkv-data (nor the
   journal of an interrupted publish) recognises; the job refuses to overwrite them without ``--force``.
-* :func:`retire` and :func:`publish`: when the merge starts, the old meta files go (a journal in the work folder
+* :func:`retire` and :func:`publish`: when a job starts, the old meta files go (a journal in the work folder
   lists our file names, so a rerun still recognises them); every final file is first complete under a
   temporary name, then the data files are renamed into place and the meta files come last (``P.meta.json``
   very last).
@@ -223,7 +223,7 @@ def stale_outputs(prefixes: list[str], targets: list[str], work: Path) -> list[P
 
 
 def retire(work: Path, prefixes: list[str], targets: list[str]) -> None:
-    """Before the merge writes anything: record in the work folder's journal every final name of ``prefixes``
+    """When a job starts: record in the work folder's journal every final name of ``prefixes``
     that is ours (the old outputs and the ``targets`` about to be written), then delete the old meta files, so
     the old outputs no longer look finished and a rerun still recognises them as ours."""
     parent = Path(prefixes[0]).parent
