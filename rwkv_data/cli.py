@@ -353,13 +353,14 @@ def inspect_cmd(prefix: str, vocab: str | None, sample: int, as_json: bool) -> N
 @cli.command("verify")
 @click.argument("prefix")
 @click.option("--vocab-size", type=int, help="Ids must be below it (default: from P.meta.json).")
+@click.option("--no-meta", is_flag=True, help="A binidx not written by rwkv-data: check the structure only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_cmd(prefix: str, vocab_size: int | None, as_json: bool) -> None:
+def verify_cmd(prefix: str, vocab_size: int | None, no_meta: bool, as_json: bool) -> None:
     """Check shard PREFIX: header, sizes, pointers, doc_idx, EOS, ids, hashes and meta; exit 1 on any failure."""
     from rwkv_data.errors import ShardFormatError
     from rwkv_data.pipelines.shard.check import format_verify, verify
 
-    report = verify(prefix, vocab_size)
+    report = verify(prefix, vocab_size, require_meta=not no_meta)
     emit(report, as_json, format_verify(report))
     if not report["ok"]:
         raise ShardFormatError(f"{prefix}: failed {', '.join(f['check'] for f in report['failures'])}")

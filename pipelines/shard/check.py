@@ -1,15 +1,14 @@
 """``rwkv-data verify P`` and ``rwkv-data inspect P``: integrity checks and a readable summary of a shard.
 
-verify names every failed check (``header``, ``idx_length``, ``bin_length``, ``pointers``, ``doc_idx``,
-``eos``, ``eos_inside``, ``max_id``, ``sha256_bin``, ``sha256_idx``, ``meta_counts``, ``lang_array``);
-checks that depend on a broken structure are listed under ``not_checked``. The token stream is read in
-chunks, so memory stays flat for any shard size.
+verify names every failed check (the list is in docs/shard-format.md, section 5: the binidx structure here, the
+meta.json fields in :mod:`.metacheck`); checks that depend on a broken structure are listed under
+``not_checked``. A training prefix brings its validation split along (checks ``val.*``). The token stream is
+read in chunks, so memory stays flat for any shard size.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,29 @@ import numpy as np
 
 from rwkv_data.errors import ShardFormatError
 from rwkv_data.pipelines.shard.binidx import HEADER_BYTES, BinidxReader, Header, read_header
+from rwkv_data.pipelines.shard.metacheck import (
+    MAX_PROBLEMS,
+    SCHEMA,
+    meta_checks,
+    read_meta,
+    schema_problems,
+    sibling_meta,
+)
 
 CHUNK_TOKENS = 1 << 24
 CHUNK_ITEMS = 1 << 20
 
 
 def load_meta(prefix: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """``P.meta.json`` when present, else None."""
+    """``P.meta.json`` when present; :class:`ShardFormatError` when it is not a well-formed meta of this tool."""
     path = Path(f"{prefix}.meta.json")
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    meta, why = read_meta(path)
+    problems = [why] if meta is None else schema_problems(meta, SCHEMA)
+    if problems:
+        raise ShardFormatError(f"{path}: {problems[0]}; `rwkv-data verify {prefix}` lists every problem")
+    return meta
 
 
 def _sha256(path: Path) -> str:
@@ -37,60 +50,131 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None) -> dict[str, Any]:
-    """Check a shard against the MMIDIDX v1 rules and its meta.json; ``ok`` is False when any check fails.
+def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None, require_meta: bool = True,
+           _sibling_data: bool = True) -> dict[str, Any]:
+    """Check a shard against the MMIDIDX v1 rules and every field of its meta.json; ``ok`` is False when any
+    check fails (docs/shard-format.md section 5 lists the checks).
 
     Args:
-        prefix: the shard prefix P (``P.bin``, ``P.idx``, optional ``P.meta.json`` and ``P.lang.npy``).
-        vocab_size: ids must be below it (default: the tokenizer's vocab_size in meta.json, if any).
+        prefix: the shard prefix P (``P.bin``, ``P.idx``, ``P.meta.json``, optional ``P.lang.npy``). For a
+            training prefix the validation split ``P_val`` named by its meta is verified too (checks ``val.*``).
+        vocab_size: ids must be below it (default: the tokenizer's vocab_size in meta.json).
+        require_meta: False for a binidx not written by rwkv-data: only the structure is checked.
     """
     failures: list[dict[str, str]] = []
     passed: list[str] = []
     skipped: list[str] = []
+    prefix = Path(prefix)
     idx_path, bin_path = Path(f"{prefix}.idx"), Path(f"{prefix}.bin")
 
     def check(name: str, ok: bool, message: str) -> bool:
         (passed.append(name) if ok else failures.append({"check": name, "message": message}))
         return ok
 
-    meta = load_meta(prefix)
-    if vocab_size is None and meta is not None:
-        vocab_size = int(meta["tokenizer"]["vocab_size"])
     report: dict[str, Any] = {"prefix": str(prefix), "failures": failures, "passed": passed, "not_checked": skipped}
+    meta_path = Path(f"{prefix}.meta.json")
+    meta: dict[str, Any] | None = None
+    if require_meta or meta_path.exists():
+        meta, why = read_meta(meta_path)
+        problems = [why] if meta is None else schema_problems(meta, SCHEMA)
+        if check("meta", not problems, f"{meta_path}: " + "; ".join(p.removeprefix(f"{meta_path}: ")
+                                                                      for p in problems[:MAX_PROBLEMS])
+                 + (f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else "")):
+            assert meta is not None
+        else:
+            meta = None
+    if vocab_size is None and meta is not None:
+        vocab_size = meta["tokenizer"]["vocab_size"]
     missing = [str(p) for p in (idx_path, bin_path) if not p.is_file()]
     if missing:
         check("files", False, f"missing {missing}")
+        skipped += ["structure", "meta fields"]
         report["ok"] = False
         return report
+    facts: dict[str, Any] = {"bin_bytes": bin_path.stat().st_size, "idx_bytes": idx_path.stat().st_size}
     header: Header | None
     try:
         header = read_header(idx_path)
         check("header", True, "")
+        facts.update(dtype=header.dtype.name, dtype_code=header.dtype_code)
     except ShardFormatError as exc:
         check("header", False, str(exc))
         header = None
-    structural = ["idx_length", "bin_length", "pointers", "doc_idx", "eos", "eos_inside", "max_id", "meta_counts",
-                  "lang_array"]
-    if header is not None:
-        size = idx_path.stat().st_size
-        if check("idx_length", size == header.idx_bytes(), f"{idx_path} is {size} bytes, the header implies "
-                 f"{header.idx_bytes()} ({'truncated' if size < header.idx_bytes() else 'trailing bytes'})"):
-            _structure(BinidxReader(prefix), header, bin_path, vocab_size, meta, check)
-        else:
-            skipped += structural[1:]
+    structural = ["idx_length", "bin_length", "pointers", "doc_idx", "eos", "eos_inside", "max_id", "lang_array"]
+    short = header is not None and facts["idx_bytes"] < header.idx_bytes()
+    if header is not None and check("idx_length", facts["idx_bytes"] == header.idx_bytes(),
+                                    f"{idx_path} is {facts['idx_bytes']} bytes, the header implies "
+                                    f"{header.idx_bytes()} ({'truncated' if short else 'trailing bytes'})"):
+        r = BinidxReader(prefix)
+        facts.update(items=len(r), tokens=r.num_tokens)
+        _structure(r, bin_path, vocab_size, check)
+        if meta is not None:
+            _lang_array(r, meta, facts, check)
     else:
-        skipped += structural
+        skipped += structural[0 if header is None else 1:]
     if meta is not None:
         check("sha256_bin", _sha256(bin_path) == meta["sha256"]["bin"], f"{bin_path} sha256 differs from meta.json")
         check("sha256_idx", _sha256(idx_path) == meta["sha256"]["idx"], f"{idx_path} sha256 differs from meta.json")
+        other, sib = sibling_meta(prefix, meta)
+        try:
+            meta_checks(meta, prefix, facts, sib, check)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # fields that contradict others
+            check("meta_fields", False, f"{meta_path}: inconsistent fields ({type(exc).__name__}: {exc})")
+        if other is not None and sib is None:
+            check("sibling", False, f"{other}.meta.json: missing or not a valid meta of this tool (the train and "
+                  "val splits are written together)")
+        if meta["split"] == "train" and other is not None and _sibling_data:
+            val = verify(other, vocab_size, True, _sibling_data=False)
+            failures += [{"check": f"val.{f['check']}", "message": f["message"]} for f in val["failures"]]
+            passed += [f"val.{p}" for p in val["passed"]]
+            skipped += [f"val.{p}" for p in val["not_checked"]]
+    elif require_meta:
+        skipped.append("meta fields (no valid meta.json)")
     else:
-        skipped += ["sha256_bin", "sha256_idx", "meta_counts"]
+        skipped += ["sha256_bin", "sha256_idx", "meta fields (--no-meta)"]
     report["ok"] = not failures
     return report
 
 
-def _structure(r: BinidxReader, header: Header, bin_path: Path, vocab_size: int | None,
-               meta: dict[str, Any] | None, check: Any) -> None:
+def _lang_array(r: BinidxReader, meta: dict[str, Any], facts: dict[str, Any], check: Any) -> None:
+    """``P.lang.npy``: present when meta names it, one uint16 language index per item, its hash, and the
+    per-language documents / tokens it implies (facts ``lang_counts``)."""
+    name = meta["files"]["lang"]
+    lang_file = Path(r.prefix.parent, name) if name else None
+    if lang_file is None or os.path.basename(name) != name:
+        return
+    if not lang_file.is_file():
+        check("lang_array", False, f"{lang_file}: missing, but meta.json names it")
+        return
+    facts["lang_bytes"] = lang_file.stat().st_size
+    want = meta["sha256"].get("lang")
+    if want is not None:
+        check("sha256_lang", _sha256(lang_file) == want, f"{lang_file} sha256 differs from meta.json")
+    try:
+        arr = np.load(lang_file, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        check("lang_array", False, f"{lang_file}: not a readable .npy ({exc})")
+        return
+    n_langs = len(meta["languages"])
+    ok = arr.dtype == np.dtype("<u2") and arr.shape == (len(r),)
+    docs = np.zeros(n_langs, np.int64)
+    toks = np.zeros(n_langs, np.float64)
+    top = -1
+    if ok:
+        for lo in range(0, len(r), CHUNK_ITEMS):
+            a = np.asarray(arr[lo:lo + CHUNK_ITEMS], dtype=np.int64)
+            top = max(top, int(a.max()) if a.size else -1)
+            if top >= n_langs:
+                break
+            docs += np.bincount(a, minlength=n_langs)
+            toks += np.bincount(a, weights=np.asarray(r.sizes[lo:lo + CHUNK_ITEMS], dtype=np.float64),
+                                minlength=n_langs)
+    if check("lang_array", ok and top < n_langs, f"{lang_file}: {arr.dtype} {arr.shape}, max {top}; expected uint16 "
+             f"({len(r)},) with values < {n_langs} (one index into meta languages per item)"):
+        facts["lang_counts"] = (docs, toks.round().astype(np.int64))
+
+
+def _structure(r: BinidxReader, bin_path: Path, vocab_size: int | None, check: Any) -> None:
     item = r.dtype.itemsize
     n_tok, n = r.num_tokens, len(r)
     total, bad_ptr, bad_eos, carry, end_zeros = 0, -1, 0, 0, 0
@@ -124,16 +208,6 @@ def _structure(r: BinidxReader, header: Header, bin_path: Path, vocab_size: int 
     check("eos_inside", zeros == end_zeros, f"{zeros - end_zeros} token(s) 0 inside documents (0 is only EOS)")
     if vocab_size is not None:
         check("max_id", top < vocab_size, f"max token id {top} >= vocab size {vocab_size}")
-    if meta is not None:
-        check("meta_counts", meta["tokens"] == n_tok and meta["items"] == len(r),
-              f"meta.json says {meta['items']} items / {meta['tokens']} tokens, files hold {len(r)} / {n_tok}")
-        lang_file = Path(r.prefix.parent, meta["files"]["lang"]) if meta["files"].get("lang") else None
-        if lang_file is not None:
-            ok = lang_file.is_file()
-            arr = np.load(lang_file, mmap_mode="r") if ok else np.zeros(0)
-            check("lang_array", ok and arr.shape == (len(r),) and (arr.size == 0 or int(arr.max()) <
-                                                                     len(meta["languages"])),
-                  f"{lang_file}: missing or not one language index per item")
 
 
 def tokenizer_for(prefix: str | os.PathLike[str], vocab: str | None = None) -> Any:

@@ -269,7 +269,7 @@ def test_disk_full_injected(setup, tmp_path: Path, monkeypatch: pytest.MonkeyPat
                 raise OSError(errno.EFBIG, "File too large")
             return orig(self, *a, **kw)
         monkeypatch.setattr(Path, "write_text", write_text)
-        path, what = r"P(_val)?\.meta\.json\.tmp", "file too large"
+        path, what = r"P(_val)?\.meta\.json\.tmp", r"file too large \(file-size limit\)"
     with pytest.raises(StorageError, match=rf"{what} on \S+ \(mounted at .*\) for {tmp_path}/{path}"):
         run(cfg)
     monkeypatch.undo()

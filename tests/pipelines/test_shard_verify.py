@@ -32,7 +32,7 @@ def shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _copy(src: Path, dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
-    for f in src.parent.glob(src.name + ".*"):
+    for f in [*src.parent.glob(src.name + ".*"), *src.parent.glob(src.name + "_val.*")]:
         shutil.copy(f, dst / f.name)
     return dst / src.name
 
@@ -79,9 +79,11 @@ def test_missing_eos_and_out_of_vocab_ids(tmp_path: Path) -> None:
         w.add_document(np.array([5, 6]))
         w.add_document(np.array([7, 0, 8]), eos=False)  # no EOS at the end, a 0 inside
         w.add_document(np.array([60_000]))
-    report = verify(tmp_path / "x", vocab_size=300)
+    report = verify(tmp_path / "x", vocab_size=300, require_meta=False)  # a binidx without our meta.json
     assert {f["check"] for f in report["failures"]} == {"eos", "eos_inside", "max_id"}
     assert "not checked" not in report and "sha256_bin" in report["not_checked"]
+    assert {f["check"] for f in verify(tmp_path / "x", vocab_size=300)["failures"]} == {"meta", "eos", "eos_inside",
+                                                                                        "max_id"}
 
 
 def test_inspect_decodes_a_sample(shard: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,4 +113,4 @@ def test_bin_with_a_ragged_tail_byte(shard: Path, tmp_path: Path) -> None:
     with open(f"{p}.bin", "ab") as f:
         f.write(b"\x00")
     report = verify(p)
-    assert {f["check"] for f in report["failures"]} == {"bin_length", "sha256_bin"}
+    assert {f["check"] for f in report["failures"]} == {"bin_length", "sha256_bin", "file_sizes"}
