@@ -10,6 +10,11 @@ the driver see (NFS, Lustre, a shared volume); the driver checks each marker aft
 cannot see one. Every node needs the same rwkv-data (and vocab file path, if any) installed: tasks import
 ``rwkv_data.pipelines.shard.ray_executor`` by name.
 
+A local instance the job starts (no ``--ray-address``) does not outlive it: ``ray.init`` starts its processes
+with Ray's kernel fate sharing on Linux (``PR_SET_PDEATHSIG``, as the local executor arms its workers), so a
+``kill -9`` of the job takes them along, and a normal exit or error calls ``ray.shutdown()``. A cluster given
+with ``--ray-address`` is not ours: its running tasks are cancelled on error, and it keeps running.
+
 Ray is an optional dependency (``pip install 'rwkv-data[ray]'``) imported only inside this module's functions.
 """
 

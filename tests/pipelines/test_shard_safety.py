@@ -278,3 +278,37 @@ def test_disk_full_injected(setup, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not verify(tmp_path / "P")["ok"]
     run(_cfg(inputs, tmp_path / "P", vocab, workers=1))  # space back: the rerun completes
     assert_same_output(ref, tmp_path / "P")
+
+
+KILL_IN_PUBLISH = r"""
+import json, os, signal, sys
+import rwkv_data.pipelines.shard.outputs as outputs
+import rwkv_data.pipelines.shard.job as shard
+from rwkv_data.config import ShardConfig
+
+cfg = json.loads(sys.argv[1])
+cfg = ShardConfig(**{**cfg, "inputs": tuple(cfg["inputs"]), "ctx_lens": tuple(cfg["ctx_lens"])})
+real = os.replace
+def replace(src, dst):
+    if str(dst).endswith(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst)
+outputs.os.replace = replace
+shard.run(cfg)
+"""
+
+
+@pytest.mark.parametrize("at", ["P.idx", "P_val.meta.json"])
+def test_sigkill_while_publishing_then_rerun(setup, tmp_path: Path, at: str) -> None:
+    """Killed between renames (some new files in place, no meta): not finished, and the rerun, without
+    --force, recognises the files as its own and completes."""
+    inputs, vocab, ref = setup
+    cfg = _cfg(inputs, tmp_path / "P", vocab, workers=1)
+    run(cfg)  # an earlier finished run
+    proc = subprocess.Popen([sys.executable, "-c", KILL_IN_PUBLISH, json.dumps(to_dict(cfg)), at],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.wait(timeout=120) == -signal.SIGKILL, proc.stderr.read().decode() if proc.stderr else ""
+    assert not Path(f"{tmp_path}/P.meta.json").exists() and not verify(tmp_path / "P")["ok"]
+    run(cfg)
+    assert_same_output(ref, tmp_path / "P")
+    assert verify(tmp_path / "P")["ok"] and not list(tmp_path.glob("*.tmp"))
