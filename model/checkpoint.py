@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from rwkv_data.errors import CheckpointError
+from rwkv_data.fsmode import publish_mode
 from rwkv_data.model.config import RWKV7Config
 from rwkv_data.model.rwkv7 import RWKV7
 
@@ -39,12 +40,21 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle, zip and weights_only errors all mean "cannot read"
-        raise CheckpointError(f"{path}: cannot read as a torch checkpoint (weights_only=True): {exc}") from exc
+        raise CheckpointError(f"{path}: cannot read as a torch checkpoint (weights_only=True): {_why(exc)}") from exc
     if not isinstance(raw, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                for k, v in raw.items()):
         raise CheckpointError(f"{path}: expected a state dict (str -> tensor), got {type(raw).__name__}")
     # RWKV-LM's lightning saves may carry this prefix; train.py strips it too
     return {k.removeprefix("_forward_module."): v for k, v in raw.items()}
+
+
+def _why(exc: Exception) -> str:
+    """One line for a torch.load failure (torch's own messages run to a dozen lines)."""
+    text = str(exc).strip()
+    found = re.search(r"WeightsUnpickler error:\s*(\S.*)", text)
+    if found:  # a pickle that is more than tensors (objects, code): never unpickled
+        return f"it holds more than tensors ({found.group(1).strip()}); refusing to unpickle it"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _check_variant(path: Path, sd: Mapping[str, torch.Tensor]) -> None:
@@ -127,6 +137,7 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(tmp)
+        publish_mode(tmp)  # mkstemp made it 0600; give it the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

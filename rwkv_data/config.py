@@ -99,7 +99,7 @@ class TrainConfig:
     data: str = ""  # binidx prefix P written by `rwkv-data shard` (P.bin, P.idx, P.meta.json)
     out_dir: str = "out/train"
     val_data: str = ""  # P_val prefix evaluated every eval_every steps ("" = no evaluation while training)
-    vocab: str = "world"  # tokenizer for evaluation ("world" or a vocab file)
+    vocab: str = ""  # the shard's tokenizer: "world" or a vocab file ("" = the one P.meta.json records)
     init: str = ""  # start from this checkpoint (.pth) instead of a fresh initialisation
     n_layer: int = 2
     n_embd: int = 128
@@ -131,13 +131,18 @@ class TrainConfig:
     rank: int = 0
     world_size: int = 1
 
+    def __post_init__(self) -> None:
+        from rwkv_data.config_checks import check_train  # noqa: PLC0415
+
+        check_train(self)
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """``rwkv-data evaluate``: bits per byte / per character per language with bootstrap intervals."""
 
     checkpoint: str = ""
-    vocab: str = "world"  # "world" or a vocab file matching the checkpoint
+    vocab: str = ""  # "world" or a vocab file ("" = the one P.meta.json records; World for text files)
     data: str = ""  # P_val binidx prefix (languages from its meta) ...
     texts: tuple[str, ...] = ()  # ... or raw text files (.txt: one document, language = file stem; .jsonl)
     ctx_len: int = 512  # longer documents run in chunks with the state carried over
@@ -149,6 +154,11 @@ class EvalConfig:
     out_dir: str = "out/eval"  # eval.json and eval.csv
     device: str = "auto"
     precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        from rwkv_data.config_checks import check_eval  # noqa: PLC0415
+
+        check_eval(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +174,11 @@ class FinetuneConfig(TrainConfig):
     lora_alpha: float = 16.0
     lr_init: float = 3e-4  # tiny models; RWKV-LM advises ~1e-5 for official 0.1B+ checkpoints
     lr_final: float = 3e-5
+
+    def __post_init__(self) -> None:
+        from rwkv_data.config_checks import check_finetune  # noqa: PLC0415
+
+        check_finetune(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rwkv_data.errors import DependencyMissing, VocabFormatError
+from rwkv_data.fsmode import publish_mode
 from rwkv_data.tokenizer import vocab_cache
 from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal, token_literal
 
@@ -302,6 +303,7 @@ def write_vocab(vocab: Vocab, path: str | os.PathLike[str]) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        publish_mode(tmp)  # mkstemp made it 0600; give it the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -19,9 +19,7 @@ import io
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +31,9 @@ import torch
 
 from rwkv_data.config import EvalConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
-from rwkv_data.pipelines.train import modelio
+from rwkv_data.pipelines.train import modelio, vocab_check
+from rwkv_data.pipelines.train.state import atomic_write_text
+from rwkv_data.pipelines.train.vocab_check import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -160,17 +160,6 @@ def score_tokens(model: torch.nn.Module, items: Sequence[np.ndarray], ctx_len: i
 # ---- documents -------------------------------------------------------------------------------------------
 
 
-def load_tokenizer(vocab: str) -> Any:
-    """``"world"`` -> the World tokenizer, else a vocab file."""
-    from rwkv_data.tokenizer import TrieTokenizer  # noqa: PLC0415
-
-    if vocab in ("", "world"):
-        return TrieTokenizer.world()
-    if not Path(vocab).is_file():
-        raise ConfigError(f"vocab {vocab!r}: no such file (use 'world' or a vocab file written by rwkv-data)")
-    return TrieTokenizer.from_file(vocab)
-
-
 def doc_from_item(lang: str, item: np.ndarray, tok: Any) -> EvalDoc:
     """An :class:`EvalDoc` from a binidx item; an item without a closing 0 gets one."""
     ids = np.asarray(item, dtype=np.int64)
@@ -272,17 +261,6 @@ def evaluate_docs(model: torch.nn.Module, docs: Sequence[EvalDoc], ctx_len: int,
                      seed)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (P_val) or ``cfg.texts``; write eval.json and eval.csv."""
     from tqdm import tqdm  # noqa: PLC0415
@@ -291,14 +269,20 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
         raise ConfigError("evaluate needs --checkpoint PATH (an official-format .pth)")
     if bool(cfg.data) == bool(cfg.texts):
         raise ConfigError("evaluate needs exactly one of --data PREFIX (P_val shards) or text files")
+    out_dir = modelio.output_dir(cfg.out_dir)
     device = modelio.resolve_device(cfg.device)
     amp = modelio.autocast_dtype(cfg.precision)
-    tok = load_tokenizer(cfg.vocab)
+    tok = vocab_check.shard_tokenizer(cfg.data, cfg.vocab) if cfg.data else load_tokenizer(cfg.vocab or "world")
     model = modelio.load(cfg.checkpoint, device)
     rows_in_model = modelio.vocab_rows(model)
     if tok.vocab_size > rows_in_model:
-        raise CheckpointError(f"vocab {cfg.vocab!r} has ids up to {tok.vocab_size - 1} but {cfg.checkpoint} has "
-                              f"{rows_in_model} embedding rows; pass the vocab the checkpoint was trained with")
+        raise CheckpointError(f"vocab {vocab_check.describe(tok, cfg.vocab)} has ids up to {tok.vocab_size - 1} but "
+                              f"{cfg.checkpoint} has {rows_in_model} embedding rows; pass the vocab the checkpoint "
+                              "was trained with")
+    if cfg.data:
+        from rwkv_data.pipelines.shard.binidx import BinidxReader  # noqa: PLC0415
+
+        vocab_check.check_ids_fit(cfg.data, BinidxReader(cfg.data).tokens, rows_in_model, cfg.checkpoint)
     docs = load_binidx_docs(cfg.data, tok, cfg.max_docs) if cfg.data else load_text_docs(cfg.texts, tok, cfg.max_docs)
     t0 = time.perf_counter()
     n_tok = sum(len(d.tokens) for d in docs)
@@ -306,16 +290,18 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
         rows = evaluate_docs(model, docs, cfg.ctx_len, cfg.batch_size, cfg.bootstrap, cfg.confidence, cfg.seed,
                              device, amp, bar)
     seconds = time.perf_counter() - t0
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    bad = [r["lang"] for r in rows if not (math.isfinite(r["bpb"]) and math.isfinite(r["bpc"]))]
+    if bad:
+        raise CheckpointError(f"{cfg.checkpoint}: bits per byte is not finite for {', '.join(bad)} (NaN or inf "
+                              "logits): the checkpoint is damaged or diverged; nothing was written")
     result = {"config": to_dict(cfg), "convention": CONVENTION, "languages": rows, "tokens": n_tok,
               "seconds": seconds, "tokens_per_s": n_tok / max(seconds, 1e-9)}
-    _write_atomic(out_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))
+    atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-    _write_atomic(out_dir / "eval.csv", buf.getvalue())
+    atomic_write_text(out_dir / "eval.csv", buf.getvalue())
     result["table"] = format_table(rows, cfg.confidence)
     return result
 

@@ -19,6 +19,7 @@ checkpoints RWKV-LM advises lr ~1e-5.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -29,9 +30,10 @@ import torch
 from torch.nn.utils import parametrize
 
 from rwkv_data.config import FinetuneConfig, to_dict
-from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.train import modelio
-from rwkv_data.pipelines.train.job import MixedSource, WindowSource, atomic_write_text, fit
+from rwkv_data.errors import CheckpointError, ConfigError
+from rwkv_data.pipelines.train import modelio, vocab_check
+from rwkv_data.pipelines.train.job import MixedSource, WindowSource, fit, val_evaluator
+from rwkv_data.pipelines.train.state import atomic_write_text, load_training_state
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +91,19 @@ def set_trainable(model: torch.nn.Module, trainable: str, lora: bool) -> None:
             p.requires_grad_(keep(n))
 
 
-def prepare(cfg: FinetuneConfig, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load ``cfg.init``, extend the vocab if asked (writing vocab.txt and rwkv-init.pth), wrap LoRA, freeze."""
-    from rwkv_data.pipelines.train.evaluate import load_tokenizer  # noqa: PLC0415
+@dataclasses.dataclass
+class Plan:
+    """What a fine-tuning run will start from, worked out (and checked) before anything is written."""
+
+    state_dict: dict[str, torch.Tensor]  # the checkpoint's weights, grown when the vocab is extended
+    base: Any  # the checkpoint's tokenizer (--vocab)
+    spec: str  # how --vocab was given (or where the recorded vocab was found)
+    grown: Any = None  # the extended tokenizer (--new-tokens), else None
+    added: int = 0
+
+
+def plan(cfg: FinetuneConfig) -> Plan:
+    """Load ``cfg.init`` and its vocab, check they fit each other, and extend both if ``cfg.new_tokens`` asks."""
     from rwkv_data.pipelines.train.vocab_growth import (  # noqa: PLC0415
         grow_state_dict,
         is_idmap,
@@ -99,26 +111,65 @@ def prepare(cfg: FinetuneConfig, device: torch.device) -> tuple[torch.nn.Module,
         plan_from_idmap,
         read_new_tokens,
     )
-    from rwkv_data.tokenizer.vocab import write_vocab  # noqa: PLC0415
+    from rwkv_data.tokenizer import TrieTokenizer  # noqa: PLC0415
 
     if not cfg.init:
         raise ConfigError("finetune needs --init CHECKPOINT (an official-format .pth)")
+    sd = modelio.read_state_dict(cfg.init)
+    rows = int(sd["emb.weight"].shape[0])
+    shard = cfg.replay_data or cfg.data  # the replayed data is the checkpoint's own
+    if cfg.vocab or not shard:
+        base, spec = vocab_check.load_tokenizer(cfg.vocab or "world"), cfg.vocab or "world"
+    else:
+        base, spec = vocab_check.recorded_tokenizer(shard)
+    if base.vocab_size > rows:
+        raise CheckpointError(f"--vocab {vocab_check.describe(base, spec)} has ids up to {base.vocab_size - 1} but "
+                              f"--init {cfg.init} has {rows} embedding rows; pass the vocab the checkpoint was "
+                              "trained with")
+    out = Plan(sd, base, spec)
+    if cfg.new_tokens:
+        if is_idmap(cfg.new_tokens):
+            vocab, parts = plan_from_idmap(base, cfg.new_tokens)
+        else:
+            vocab, parts = plan_extension(base, read_new_tokens(cfg.new_tokens), rows)
+        if not parts:
+            raise ConfigError(f"--new-tokens {cfg.new_tokens}: adds no token (all are already in "
+                              f"{vocab_check.describe(base, spec)}); drop --new-tokens or list new tokens")
+        out.state_dict, out.grown, out.added = grow_state_dict(sd, parts), TrieTokenizer(vocab), len(parts)
+    return out
+
+
+def check_data(cfg: FinetuneConfig, p: Plan) -> Any:
+    """Refuse shards made with another vocab than the checkpoint's (or the extended one) and ids beyond the
+    grown embedding; returns the tokenizer to decode ``cfg.val_data`` with (None without it)."""
+    from rwkv_data.pipelines.shard.binidx import BinidxReader  # noqa: PLC0415
+
+    also = [p.grown] if p.grown is not None else []
+    rows = int(p.state_dict["emb.weight"].shape[0])
+    for prefix in (cfg.data, cfg.replay_data):
+        if prefix:
+            vocab_check.check_shard_vocab(prefix, p.base, p.spec, also=also)
+            vocab_check.check_ids_fit(prefix, BinidxReader(prefix).tokens, rows, f"--init {cfg.init}"
+                                      + (" after --new-tokens" if also else ""))
+    return vocab_check.check_shard_vocab(cfg.val_data, p.base, p.spec, also=also) if cfg.val_data else None
+
+
+def prepare(cfg: FinetuneConfig, device: torch.device, planned: Plan | None = None
+            ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build the model of :func:`plan` (writing vocab.txt and rwkv-init.pth when the vocab grew), wrap LoRA and
+    freeze what does not train."""
+    from rwkv_data.tokenizer.vocab import write_vocab  # noqa: PLC0415
+
+    p = planned or plan(cfg)
     out_dir = Path(cfg.out_dir)
     info: dict[str, Any] = {"init": cfg.init}
-    sd = modelio.read_state_dict(cfg.init)
-    if cfg.new_tokens:
-        tok = load_tokenizer(cfg.vocab)
-        if is_idmap(cfg.new_tokens):
-            vocab, parts = plan_from_idmap(tok, cfg.new_tokens)
-        else:
-            vocab, parts = plan_extension(tok, read_new_tokens(cfg.new_tokens), sd["emb.weight"].shape[0])
-        sd = grow_state_dict(sd, parts)
-        write_vocab(vocab, out_dir / "vocab.txt")
-        info.update(added_tokens=len(parts), vocab=str(out_dir / "vocab.txt"),
-                    vocab_size=int(sd["emb.weight"].shape[0]))
-        log.info("vocab extended by %d tokens to %d rows", len(parts), sd["emb.weight"].shape[0])
-    model = modelio.from_state_dict(sd, device)
-    if cfg.new_tokens:
+    if p.grown is not None:
+        write_vocab(p.grown.vocab, out_dir / "vocab.txt")
+        info.update(added_tokens=p.added, vocab=str(out_dir / "vocab.txt"),
+                    vocab_size=int(p.state_dict["emb.weight"].shape[0]))
+        log.info("vocab extended by %d tokens to %d rows", p.added, info["vocab_size"])
+    model = modelio.from_state_dict(p.state_dict, device)
+    if p.grown is not None:
         modelio.export_checkpoint(model, out_dir / "rwkv-init.pth", cfg.save_dtype)
     if cfg.lora_rank > 0:
         torch.manual_seed(cfg.seed)
@@ -132,10 +183,12 @@ def run(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     """Fine-tune ``cfg.init`` on ``cfg.data`` (+ replay); returns the stats also written to stats.json."""
     if not cfg.data:
         raise ConfigError("finetune needs --data PREFIX (binidx shards of the target data)")
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = modelio.output_dir(cfg.out_dir)
+    if cfg.resume:
+        load_training_state(out_dir)  # a missing or damaged resume point fails here, before any loading
     device = modelio.resolve_device(cfg.device)
-    model, info = prepare(cfg, device)
+    p = plan(cfg)
+    val_tok = check_data(cfg, p)
     main = WindowSource(cfg.data, cfg.ctx_len, cfg.micro_bsz, cfg.grad_accum, cfg.magic_prime, cfg.rank,
                         cfg.world_size)
     source: Any = main
@@ -146,19 +199,11 @@ def run(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
         source = MixedSource(main, replay, cfg.replay_share)
         # One pass over the target data: the replayed samples come on top of it.
         budget = cfg.token_budget or int(main.num_tokens / (1.0 - cfg.replay_share))
+    model, info = prepare(cfg, device, p)
+    modelio.check_batch_memory(model, cfg.micro_bsz, cfg.ctx_len)
     atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
-    evaluator = None
-    if cfg.val_data:
-        from rwkv_data.pipelines.train.job import _val_evaluator  # noqa: PLC0415
-
-        evaluator = _val_evaluator(cfg if not cfg.new_tokens else _with_vocab(cfg, info["vocab"]), device)
+    evaluator = val_evaluator(cfg, device, val_tok, f"--init {cfg.init}") if val_tok is not None else None
     stats = fit(cfg, model, source, budget, out_dir, evaluator=evaluator, progress=progress)
     stats.update(info)
     atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2))
     return stats
-
-
-def _with_vocab(cfg: FinetuneConfig, vocab: str) -> FinetuneConfig:
-    import dataclasses  # noqa: PLC0415
-
-    return dataclasses.replace(cfg, vocab=vocab)

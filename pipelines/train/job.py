@@ -14,12 +14,11 @@ equals the uninterrupted one bit for bit (on the same device and thread count).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +29,15 @@ import torch
 
 from rwkv_data.config import TrainConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
-from rwkv_data.pipelines.train import distributed, modelio
+from rwkv_data.pipelines.train import distributed, modelio, vocab_check
 from rwkv_data.pipelines.train.evaluate import read_meta
 from rwkv_data.pipelines.train.optim import lm_loss, lr_at, make_optimizer, set_lr
 from rwkv_data.pipelines.train.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime
+from rwkv_data.pipelines.train.state import atomic_write_text, load_training_state, restore, save_training_state
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = "rwkv-data-train-state/1"
+DIVERGED_LOSS = 1e3  # nats per token: a uniform guess over 2**20 ids is 14; a loss this high is a blow-up
 
 
 # ---- data -------------------------------------------------------------------------------------------------
@@ -113,169 +113,164 @@ class MixedSource:
         return np.stack(rows)
 
 
-# ---- checkpoints --------------------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def rng_state() -> dict[str, Any]:
-    """Torch RNG states as tensors (``weights_only``-loadable)."""
-    out: dict[str, Any] = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_training_state(out_dir: Path, step: int, tokens: int, model: torch.nn.Module,
-                        optimizer: torch.optim.Optimizer, save_dtype: str,
-                        export: Callable[[torch.nn.Module, Path, str], None]) -> Path:
-    """Write ``rwkv-<step>.pth`` (+ config), ``rwkv-<step>.state.pt`` and then ``last.json``."""
-    pth = out_dir / f"rwkv-{step}.pth"
-    export(model, pth, save_dtype)
-    state: dict[str, Any] = {"format": STATE_FORMAT, "step": step, "tokens": tokens,
-                             "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                             # Exact weights (the .pth may be bf16 or LoRA-merged); a few MB for tiny models.
-                             "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-    atomic_torch_save(state, out_dir / f"rwkv-{step}.state.pt")
-    atomic_write_text(out_dir / "last.json", json.dumps({"step": step, "pth": pth.name,
-                                                          "state": f"rwkv-{step}.state.pt"}))
-    return pth
-
-
-def load_training_state(out_dir: Path) -> dict[str, Any]:
-    """The state named by ``out_dir/last.json`` (``torch.load(weights_only=True)``)."""
-    last = out_dir / "last.json"
-    if not last.is_file():
-        raise CheckpointError(f"{last}: nothing to resume from (run without --resume first)")
-    info = json.loads(last.read_text(encoding="utf-8"))
-    state = torch.load(out_dir / info["state"], map_location="cpu", weights_only=True)
-    if state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{out_dir / info['state']}: not a {STATE_FORMAT} file")
-    return state
-
-
 # ---- the loop -----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How far a run goes: tokens per optimizer step, the steps the token budget spans, the step it stops at."""
+
+    tokens_per_step: int
+    token_budget: int
+    total_steps: int
+    last_step: int
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, token_budget: int) -> Schedule:
+        tokens_per_step = cfg.micro_bsz * cfg.grad_accum * cfg.world_size * cfg.ctx_len
+        total = max(1, math.ceil(token_budget / tokens_per_step))
+        return cls(tokens_per_step, token_budget, total, min(total, cfg.max_steps) if cfg.max_steps > 0 else total)
+
+
+def start_point(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path,
+                sched: Schedule) -> tuple[int, list[dict[str, Any]]]:
+    """The step to start at and the log rows up to it: ``out_dir``'s resume point with weights, optimiser and
+    RNG restored (``cfg.resume``), else step 0 with the seed set."""
+    if not cfg.resume:
+        torch.manual_seed(cfg.seed)
+        return 0, []
+    state = load_training_state(out_dir)
+    step = restore(state, model, optimizer, out_dir)
+    state_tokens = state.get("tokens", step * sched.tokens_per_step)
+    if int(state_tokens) != step * sched.tokens_per_step:  # samples would repeat or be skipped
+        raise ConfigError(f"{out_dir}: the checkpoint at step {step} was trained with "
+                          f"{int(state_tokens) // max(step, 1)} tokens per step, this run takes "
+                          f"{sched.tokens_per_step} (micro_bsz x grad_accum x world_size x ctx_len); resume with "
+                          "the same values")
+    log.info("resuming at step %d of %d", step, sched.last_step)
+    return step, _logged_rows(out_dir / "train_log.jsonl", step)
+
+
+def _logged_rows(log_path: Path, step: int) -> list[dict[str, Any]]:
+    """Rows of ``train_log.jsonl`` up to ``step`` (later ones came after the checkpoint: a crash between saves)."""
+    if not log_path.is_file():
+        return []
+    rows, bad = [], 0
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            row, bad = None, bad + 1
+        if isinstance(row, dict) and row.get("step", 0) <= step:
+            rows.append(row)
+    if bad:
+        log.warning("%s: dropped %d unreadable line(s) (a crash mid-write)", log_path, bad)
+    return rows
+
+
+def train_step(cfg: TrainConfig, step: int, ddp: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               trainable: list[torch.nn.Parameter], source: BatchSource, sched: Schedule) -> tuple[float, float, float]:
+    """Optimizer step ``step + 1`` over ``grad_accum`` micro-batches: (loss, lr, grad norm).
+
+    A non-finite loss or gradient norm raises before the weights change, naming the step.
+    """
+    device = next(ddp.parameters()).device
+    amp = modelio.autocast_dtype(cfg.precision)
+    lr = lr_at(step, sched.tokens_per_step, cfg.lr_init, cfg.lr_final, cfg.warmup_steps, sched.token_budget)
+    set_lr(optimizer, lr)
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = 0.0
+    for micro in range(cfg.grad_accum):
+        xy = torch.from_numpy(source.batch(step, micro)).to(device)  # [B, T+1]
+        with distributed.sync(ddp, micro == cfg.grad_accum - 1):  # all-reduce once, after the last micro-step
+            with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+                logits = modelio.forward(ddp, xy[:, :-1])  # [B, T, V]
+            loss = lm_loss(logits, xy[:, 1:])
+            (loss / cfg.grad_accum).backward()
+        loss_sum += float(loss.detach())
+    gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip) if cfg.grad_clip > 0 else torch.tensor(0.0)
+    loss_val = distributed.mean(loss_sum / cfg.grad_accum)  # the global batch's loss under torchrun
+    if not (math.isfinite(loss_val) and math.isfinite(float(gnorm)) and loss_val < DIVERGED_LOSS):
+        raise ConfigError(f"training diverged at step {step + 1}: loss {loss_val:g}, gradient norm {float(gnorm):g} "
+                          f"(lr {lr:g}); lower --lr-init (now {cfg.lr_init:g})")
+    optimizer.step()
+    return loss_val, lr, float(gnorm)
+
+
+class Meter:
+    """Throughput, the progress bar on stderr and the log row of each step."""
+
+    def __init__(self, sched: Schedule, step: int, show: bool) -> None:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        self.sched, self.first_step = sched, step
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=sched.last_step, initial=step, unit="step", file=sys.stderr, disable=not show,
+                        dynamic_ncols=True)
+
+    def tokens_per_s(self, step: int) -> float:
+        return (step - self.first_step) * self.sched.tokens_per_step / max(time.perf_counter() - self.t0, 1e-9)
+
+    def row(self, step: int, loss: float, lr: float, gnorm: float) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.t0
+        tok_s = (step - self.first_step) * self.sched.tokens_per_step / max(elapsed, 1e-9)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
+        return {"step": step, "loss": loss, "lr": lr, "grad_norm": gnorm, "tokens": step * self.sched.tokens_per_step,
+                "tok_s": tok_s, "eta_s": (self.sched.last_step - step) * elapsed / (step - self.first_step)}
+
+
+def _due(step: int, every: int, last_step: int) -> bool:
+    return step == last_step or (every > 0 and step % every == 0)
 
 
 def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_budget: int, out_dir: Path,
         evaluator: Callable[[torch.nn.Module, int], dict[str, Any]] | None = None,
-        export: Callable[[torch.nn.Module, Path, str], None] = modelio.export_checkpoint,
+        export: Callable[[torch.nn.Module, Path, str], Any] = modelio.export_checkpoint,
         progress: bool = True) -> dict[str, Any]:
     """Train ``model`` in place from step 0 (or the resume point) until the budget or ``cfg.max_steps``."""
-    from tqdm import tqdm  # noqa: PLC0415
-
-    device = next(model.parameters()).device
-    amp = modelio.autocast_dtype(cfg.precision)
-    tokens_per_step = cfg.micro_bsz * cfg.grad_accum * cfg.world_size * cfg.ctx_len
-    total_steps = max(1, math.ceil(token_budget / tokens_per_step))
-    last_step = min(total_steps, cfg.max_steps) if cfg.max_steps > 0 else total_steps
+    sched = Schedule.of(cfg, token_budget)
     optimizer = make_optimizer(model, cfg.lr_init, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.adam_eps)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     ddp = distributed.wrap(model)  # under torchrun: DistributedDataParallel averages the gradients; else model
     main = distributed.is_main()  # only rank 0 writes the log and checkpoints
     log_path = out_dir / "train_log.jsonl"
-    step = 0
-    history: list[dict[str, Any]] = []
-    if cfg.resume:
-        state = load_training_state(out_dir)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        step = int(state["step"])
-        if int(state.get("tokens", step * tokens_per_step)) != step * tokens_per_step:  # samples would repeat/skip
-            raise ConfigError(f"{out_dir}: the checkpoint at step {step} was trained with "
-                              f"{state['tokens'] // max(step, 1)} tokens per step, this run takes {tokens_per_step} "
-                              "(micro_bsz x grad_accum x world_size x ctx_len); resume with the same values")
-        if log_path.is_file():  # drop lines logged after the checkpoint (a crash between saves)
-            rows = [json.loads(x) for x in log_path.read_text(encoding="utf-8").splitlines() if x.strip()]
-            history = [r for r in rows if r.get("step", 0) <= step]
-        log.info("resuming at step %d of %d", step, last_step)
-    else:
-        torch.manual_seed(cfg.seed)
+    step, history = start_point(cfg, model, optimizer, out_dir, sched)
     if main:
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
     evals: list[dict[str, Any]] = [r for r in history if "eval" in r]
-    if evaluator is not None and step == 0:
-        evals.append({"step": 0, "eval": evaluator(model, 0)})
+
+    def evaluate_at(step: int) -> None:
+        assert evaluator is not None
+        evals.append({"step": step, "eval": evaluator(model, step)})
         _append(log_path, evals[-1])
+        model.train()
+
+    if evaluator is not None and step == 0:
+        evaluate_at(0)
     model.train()
-    t0, tok0 = time.perf_counter(), step * tokens_per_step
-    bar = tqdm(total=last_step, initial=step, unit="step", file=sys.stderr, disable=not (progress and main),
-               dynamic_ncols=True)
-    loss_val = math.nan
-    while step < last_step:
-        lr = lr_at(step, tokens_per_step, cfg.lr_init, cfg.lr_final, cfg.warmup_steps, token_budget)
-        set_lr(optimizer, lr)
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for micro in range(cfg.grad_accum):
-            xy = torch.from_numpy(source.batch(step, micro)).to(device)  # [B, T+1]
-            with distributed.sync(ddp, micro == cfg.grad_accum - 1):  # all-reduce once, after the last micro-step
-                with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-                    logits = modelio.forward(ddp, xy[:, :-1])  # [B, T, V]
-                loss = lm_loss(logits, xy[:, 1:])
-                (loss / cfg.grad_accum).backward()
-            loss_sum += float(loss.detach())
-        gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip) if cfg.grad_clip > 0 else torch.tensor(0.0)
-        optimizer.step()
-        step += 1
-        loss_val = distributed.mean(loss_sum / cfg.grad_accum)  # the global batch's loss under torchrun
-        if not math.isfinite(loss_val):
-            raise ConfigError(f"loss became {loss_val} at step {step}; lower lr_init (now {cfg.lr_init})")
-        elapsed = time.perf_counter() - t0
-        tok_s = (step * tokens_per_step - tok0) / max(elapsed, 1e-9)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
-        if step % max(1, cfg.log_every) == 0 or step == last_step:
-            done = step - tok0 // tokens_per_step  # steps run in this session
-            row = {"step": step, "loss": loss_val, "lr": lr, "grad_norm": float(gnorm),
-                   "tokens": step * tokens_per_step, "tok_s": tok_s, "eta_s": (last_step - step) * elapsed / done}
-            _append(log_path, row)
-        is_eval = evaluator is not None and (step == last_step or (cfg.eval_every > 0 and step % cfg.eval_every == 0))
-        if is_eval:
-            assert evaluator is not None
-            evals.append({"step": step, "eval": evaluator(model, step)})
-            _append(log_path, evals[-1])
-            model.train()
-        if main and ((cfg.save_every > 0 and step % cfg.save_every == 0) or step == last_step):
-            save_training_state(out_dir, step, step * tokens_per_step, model, optimizer, cfg.save_dtype, export)
-    bar.close()
+    meter = Meter(sched, step, progress and main)
+    loss = math.nan
+    try:
+        while step < sched.last_step:
+            loss, lr, gnorm = train_step(cfg, step, ddp, optimizer, trainable, source, sched)
+            step += 1
+            row = meter.row(step, loss, lr, gnorm)
+            if _due(step, max(1, cfg.log_every), sched.last_step):
+                _append(log_path, row)
+            if evaluator is not None and _due(step, cfg.eval_every, sched.last_step):
+                evaluate_at(step)
+            if main and _due(step, cfg.save_every, sched.last_step):
+                save_training_state(out_dir, step, step * sched.tokens_per_step, model, optimizer, cfg.save_dtype,
+                                    export)
+    finally:
+        meter.bar.close()  # an error message then starts on its own line
     final = out_dir / "rwkv-final.pth"
     if main:
         export(model, final, cfg.save_dtype)
-    elapsed = time.perf_counter() - t0
-    return {"steps": step, "total_steps": total_steps, "tokens": step * tokens_per_step, "token_budget": token_budget,
-            "final_loss": loss_val, "seconds": elapsed,
-            "tokens_per_s": (step * tokens_per_step - tok0) / max(elapsed, 1e-9), "checkpoint": str(final),
-            "evals": evals}
+    return {"steps": step, "total_steps": sched.total_steps, "tokens": step * sched.tokens_per_step,
+            "token_budget": token_budget, "final_loss": loss, "seconds": time.perf_counter() - meter.t0,
+            "tokens_per_s": meter.tokens_per_s(step), "checkpoint": str(final), "evals": evals}
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
@@ -285,26 +280,53 @@ def _append(path: Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train from scratch (or ``cfg.init``) on ``cfg.data``; returns the stats also written to stats.json."""
-    if not cfg.data:
-        raise ConfigError("train needs --data PREFIX (a binidx prefix written by `rwkv-data shard`)")
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cfg, device = distributed.setup(cfg)  # under torchrun: join the process group, take rank and world_size
-    source = WindowSource(cfg.data, cfg.ctx_len, cfg.micro_bsz, cfg.grad_accum, cfg.magic_prime, cfg.rank,
-                          cfg.world_size)
-    meta = read_meta(cfg.data)
+# ---- the job ------------------------------------------------------------------------------------------------
+
+
+def build_model(cfg: TrainConfig, tok: Any, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """``cfg.init`` loaded, or a fresh model sized for ``tok``; and how to name it in messages."""
     if cfg.init:
         model = modelio.load(cfg.init, device)
+        rows = modelio.vocab_rows(model)
+        if cfg.vocab_size and cfg.vocab_size != rows:
+            raise ConfigError(f"--vocab-size {cfg.vocab_size} but --init {cfg.init} has {rows} embedding rows; "
+                              "drop --vocab-size (the checkpoint fixes it)")
+        what = f"--init {cfg.init}"
     else:
-        vocab_size = cfg.vocab_size or modelio.vocab_size_for(meta, cfg.vocab)
+        rows = cfg.vocab_size or modelio.padded_rows(tok.vocab_size)
         torch.manual_seed(cfg.seed)
-        model = modelio.fresh(cfg.n_layer, cfg.n_embd, cfg.head_size, vocab_size, cfg.ctx_len, device)
+        model = modelio.fresh(cfg.n_layer, cfg.n_embd, cfg.head_size, rows, cfg.ctx_len, device)
+        what = f"the new model (--vocab-size {rows})"
+    if tok.vocab_size > rows:
+        raise ConfigError(f"the vocab has ids up to {tok.vocab_size - 1} but {what} has {rows} embedding rows; "
+                          f"use at least {modelio.padded_rows(tok.vocab_size)} rows")
+    return model, what
+
+
+def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train from scratch (or ``cfg.init``) on ``cfg.data``; returns the stats also written to stats.json.
+
+    Everything that can be checked is checked before the first step: the options, the output folder, the
+    shards' vocab against ``cfg.vocab``, the shards' ids against the model's embedding rows.
+    """
+    if not cfg.data:
+        raise ConfigError("train needs --data PREFIX (a binidx prefix written by `rwkv-data shard`)")
+    out_dir = modelio.output_dir(cfg.out_dir)
+    if cfg.resume:
+        load_training_state(out_dir)  # a missing or damaged resume point fails here, before any loading
+    cfg, device = distributed.setup(cfg)  # under torchrun: join the process group, take rank and world_size
+    tok = vocab_check.shard_tokenizer(cfg.data, cfg.vocab)
+    if cfg.val_data:
+        vocab_check.check_shard_vocab(cfg.val_data, tok, cfg.vocab or f"{cfg.data}'s vocab")
+    source = WindowSource(cfg.data, cfg.ctx_len, cfg.micro_bsz, cfg.grad_accum, cfg.magic_prime, cfg.rank,
+                          cfg.world_size)
+    model, what = build_model(cfg, tok, device)
+    vocab_check.check_ids_fit(cfg.data, source.tokens, modelio.vocab_rows(model), what)
+    modelio.check_batch_memory(model, cfg.micro_bsz, cfg.ctx_len)
     token_budget = cfg.token_budget or source.num_tokens
     if distributed.is_main():
         atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
-    evaluator = _val_evaluator(cfg, device) if cfg.val_data and distributed.is_main() else None
+    evaluator = val_evaluator(cfg, device, tok, what) if cfg.val_data and distributed.is_main() else None
     stats = fit(cfg, model, source, token_budget, out_dir, evaluator=evaluator, progress=progress)
     stats["magic_prime"] = source.sampler.magic_prime
     stats["data_tokens"] = source.num_tokens
@@ -314,18 +336,26 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     return stats
 
 
-def _val_evaluator(cfg: TrainConfig, device: torch.device) -> Callable[[torch.nn.Module, int], dict[str, Any]]:
-    """Per-language bpb on the first ``eval_docs`` documents per language of ``cfg.val_data``."""
+def val_evaluator(cfg: TrainConfig, device: torch.device, tok: Any,
+                  what: str = "the model") -> Callable[[torch.nn.Module, int], dict[str, Any]]:
+    """Per-language bpb on the first ``eval_docs`` documents per language of ``cfg.val_data`` (decoded with
+    ``tok``); a non-finite result raises, naming the step."""
     from rwkv_data.pipelines.train import evaluate  # noqa: PLC0415
 
-    tok = evaluate.load_tokenizer(cfg.vocab)
     docs = evaluate.load_binidx_docs(cfg.val_data, tok, cfg.eval_docs)
+    top = max((int(d.tokens.max()) for d in docs if d.tokens.size), default=-1)
 
     def run_eval(model: torch.nn.Module, step: int) -> dict[str, Any]:
+        rows = modelio.vocab_rows(model)
+        if top >= rows:
+            raise CheckpointError(f"{cfg.val_data} holds token id {top} but {what} has {rows} embedding rows")
         model.eval()
-        rows = evaluate.evaluate_docs(model, docs, ctx_len=max(cfg.ctx_len, 256), batch_size=cfg.micro_bsz,
-                                      n_boot=0, device=device)
-        out = {r["lang"]: round(r["bpb"], 6) for r in rows}
+        res = evaluate.evaluate_docs(model, docs, ctx_len=max(cfg.ctx_len, 256), batch_size=cfg.micro_bsz,
+                                     n_boot=0, device=device)
+        out = {r["lang"]: round(r["bpb"], 6) for r in res}
+        if not all(math.isfinite(v) for v in out.values()):
+            raise ConfigError(f"validation at step {step} gave non-finite bits per byte {out}: the weights diverged; "
+                              f"lower --lr-init (now {cfg.lr_init:g})")
         log.info("step %d: val bpb %s", step, out)
         return out
 

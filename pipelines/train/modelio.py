@@ -8,6 +8,7 @@ config next to it.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ from typing import Any
 import torch
 from torch.nn.utils import parametrize
 
-from rwkv_data.errors import ConfigError
+from rwkv_data.errors import CheckpointError, ConfigError
 from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
+from rwkv_data.model.checkpoint import FORMAT
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -42,13 +44,58 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
 
+def output_dir(path: str | Path) -> Path:
+    """``path`` created if needed; ConfigError when it is a file or cannot be created (before any work)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out-dir {out}: exists and is not a folder; pass a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out-dir {out}: cannot create it: {exc.strerror or exc}") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out-dir {out}: not writable")
+    return out
+
+
+def memory_bytes(device: str | torch.device = "cpu") -> int:
+    """Total memory of ``device``: the GPU's, or this machine's RAM."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.get_device_properties(dev).total_memory)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _refuse_if_too_big(need: int, device: str | torch.device, what: str) -> None:
+    have = memory_bytes(device)
+    if need > have:
+        raise ConfigError(f"{what} needs about {need / 2**30:,.1f} GiB but {resolve_device(device)} has "
+                          f"{have / 2**30:,.1f} GiB")
+
+
 def fresh(n_layer: int, n_embd: int, head_size: int, vocab_size: int, ctx_len: int,
           device: str | torch.device = "cpu") -> torch.nn.Module:
-    """A new model with RWKV-LM's initialisation (uses the global torch RNG: seed before calling)."""
+    """A new model with RWKV-LM's initialisation (uses the global torch RNG: seed before calling).
+
+    A model whose fp32 weights alone would not fit the device is refused before anything is allocated.
+    """
     if n_embd % head_size:
         raise ConfigError(f"n_embd {n_embd} must be a multiple of head_size {head_size}")
+    params = 2 * vocab_size * n_embd + n_layer * 13 * n_embd * n_embd  # emb + head, ~13 C^2 per block
+    _refuse_if_too_big(4 * params, device, f"a model of --n-layer {n_layer}, --n-embd {n_embd} and "
+                       f"{vocab_size} embedding rows")
     cfg = RWKV7Config(n_layer=n_layer, n_embd=n_embd, head_size=head_size, vocab_size=vocab_size)
     return RWKV7(cfg).to(resolve_device(device))
+
+
+def check_batch_memory(model: torch.nn.Module, micro_bsz: int, ctx_len: int) -> None:
+    """Refuse a micro-batch whose training step clearly cannot fit the device: weights, gradients and Adam
+    moments (16 bytes per parameter) plus fp32 logits, their softmax and gradient (12 bytes per logit)."""
+    params = sum(p.numel() for p in model.parameters())
+    logits = micro_bsz * ctx_len * vocab_rows(model)
+    need = 16 * params + 12 * logits
+    _refuse_if_too_big(need, next(model.parameters()).device,
+                       f"a training step of --micro-bsz {micro_bsz} x --ctx-len {ctx_len}")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -73,9 +120,42 @@ def from_state_dict(sd: Mapping[str, torch.Tensor], device: str | torch.device =
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load an official-format checkpoint in fp32 on ``device`` (``weights_only=True`` inside)."""
-    model, _ = load_checkpoint(path, device=resolve_device(device))
+    """Load an official-format checkpoint in fp32 on ``device`` (``weights_only=True`` inside).
+
+    CheckpointError when a tensor holds NaN or inf (it would only surface later as a NaN loss or bpb), or
+    when the checkpoint's ``.json`` config (written next to it by :func:`export_checkpoint`) disagrees
+    with the shapes of its tensors.
+    """
+    model, cfg = load_checkpoint(path, device=resolve_device(device))
+    check_finite(model, path)
+    check_sidecar(path, cfg.to_dict())
     return model
+
+
+def check_finite(model: torch.nn.Module, where: str | Path) -> None:
+    """CheckpointError naming ``where`` and the first tensor holding NaN or inf."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{where}: {name} holds {bad} NaN/inf value(s); the checkpoint is damaged "
+                                  "(or was saved after training diverged)")
+
+
+def check_sidecar(path: str | Path, shapes: Mapping[str, Any]) -> None:
+    """CheckpointError when ``path``'s ``.json`` config (if any, in this package's format) names another shape."""
+    side = Path(path).with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # not ours (or unreadable): the tensors' shapes are the truth
+    cfg = meta.get("config") if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+    if not isinstance(cfg, dict):
+        return
+    diff = {k: (cfg[k], v) for k, v in shapes.items() if k in cfg and cfg[k] != v}
+    if diff:
+        shown = ", ".join(f"{k} {a} in {side.name} but {b} in the tensors" for k, (a, b) in sorted(diff.items()))
+        raise CheckpointError(f"{path}: its config does not match its weights ({shown}); the two files come from "
+                              "different models: re-export the checkpoint or remove the stale .json")
 
 
 def official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -124,16 +204,7 @@ def vocab_rows(model: torch.nn.Module) -> int:
     return int(model.emb.weight.shape[0])
 
 
-def vocab_size_for(meta: Mapping[str, Any], vocab: str) -> int:
-    """Embedding rows for a fresh model: the tokenizer's ``max_id + 1`` rounded up to a multiple of 64 (World:
-    65530 -> 65536, as the official checkpoints have), from the shard metadata or the vocab."""
-    n = 0
-    tok_meta = meta.get("tokenizer")
-    if isinstance(tok_meta, Mapping):
-        n = int(tok_meta.get("vocab_size") or 0)
-    if n <= 0:
-        from rwkv_data.tokenizer import TrieTokenizer  # noqa: PLC0415
-
-        tok = TrieTokenizer.world() if vocab in ("", "world") else TrieTokenizer.from_file(vocab)
-        n = tok.vocab_size
-    return -(-n // 64) * 64
+def padded_rows(n_ids: int) -> int:
+    """Embedding rows for a fresh model: a tokenizer's ``max_id + 1`` rounded up to a multiple of 64 (World:
+    65530 -> 65536, as the official checkpoints have)."""
+    return -(-n_ids // 64) * 64

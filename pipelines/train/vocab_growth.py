@@ -89,13 +89,24 @@ def plan_from_idmap(tok: TrieTokenizer, path: str | Path) -> tuple[Vocab, dict[i
         raise ConfigError(f"{path}: the id map extends a vocab with sha256 {str(m.get('old_vocab_sha256'))[:12]}..., "
                           f"but --vocab is {tok.vocab.sha256[:12]}...; pass the vocab the map was built from")
     tokens = dict(tok.vocab.tokens)
-    for i in m.get("removed", []):
-        tokens.pop(int(i), None)
-    for i, _old, new in m.get("replaced", []):
-        tokens[int(i)] = bytes.fromhex(new)
-    for i, new in m.get("added", []):
-        tokens[int(i)] = bytes.fromhex(new)
-    parts = {int(i): [int(x) for x in ids] for i, ids in m.get("init", {}).items()}
+    try:
+        for i in m.get("removed", []):
+            tokens.pop(int(i), None)
+        for i, old, new in m.get("replaced", []):
+            if tokens.get(int(i)) != bytes.fromhex(old):
+                raise ConfigError(f"{path}: replaced id {i} should hold {bytes.fromhex(old)!r} but --vocab has "
+                                  f"{tokens.get(int(i))!r} there; the map conflicts with the vocab")
+            tokens[int(i)] = bytes.fromhex(new)
+        for i, new in m.get("added", []):
+            if int(i) in tokens:
+                raise ConfigError(f"{path}: added id {i} is already {tokens[int(i)]!r} in --vocab; the map "
+                                  "conflicts with the vocab (regenerate it with rwkv-data vocab extend)")
+            tokens[int(i)] = bytes.fromhex(new)
+        parts = {int(i): [int(x) for x in ids] for i, ids in m.get("init", {}).items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{path}: malformed id map entry: {exc}") from exc
     vocab = Vocab.from_tokens(tokens, name=path.stem)
     if m.get("new_vocab_sha256") not in (None, vocab.sha256):
         raise ConfigError(f"{path}: rebuilding the new vocab from the map gives a different sha256; the map is "

@@ -33,14 +33,16 @@ def synthetic_text(lang: str, rng: np.random.Generator, words: int) -> str:
     return " ".join("".join(rng.choice(list(letters), rng.integers(*lens))) for _ in range(words)) + "."
 
 
-def write_shard(prefix: Path, tok: TrieTokenizer, docs: list[tuple[str, str]]) -> None:
-    """Write ``docs`` ((lang, text) pairs) as a binidx prefix with the language array and meta."""
+def write_shard(prefix: Path, tok: TrieTokenizer, docs: list[tuple[str, str]], vocab_path: str = "") -> None:
+    """Write ``docs`` ((lang, text) pairs) as a binidx prefix with the language array and meta (which records
+    the tokenizer's sha256 and ``vocab_path``, the vocab as the shard job would have been given it)."""
     langs = sorted({lg for lg, _ in docs})
     with BinidxWriter(prefix, np.uint16) as w:
         for _, text in docs:
             w.add_document(np.asarray(tok.encode(text), np.uint16))
     np.save(f"{prefix}.lang.npy", np.array([langs.index(lg) for lg, _ in docs], np.uint16))
-    meta = {"languages": langs, "tokenizer": {"name": tok.name, "vocab_size": tok.vocab_size, "eos_id": 0}}
+    meta = {"languages": langs, "tokenizer": {"name": tok.name, "sha256": tok.sha256, "vocab_size": tok.vocab_size,
+                                              "eos_id": 0, "vocab": vocab_path}}
     Path(f"{prefix}.meta.json").write_text(json.dumps(meta))
 
 
@@ -51,8 +53,8 @@ def make_corpus(root: Path, langs: tuple[str, ...] = ("aa", "bb"), train_docs: i
     tok = byte_vocab(root / "bytes.txt")
     train = [(lg, synthetic_text(lg, rng, 60)) for _ in range(train_docs) for lg in langs]
     val = [(lg, synthetic_text(lg, rng, 40)) for _ in range(val_docs) for lg in langs]
-    write_shard(root / "P", tok, train)
-    write_shard(root / "P_val", tok, val)
+    write_shard(root / "P", tok, train, str(root / "bytes.txt"))
+    write_shard(root / "P_val", tok, val, str(root / "bytes.txt"))
     return tok, root / "P", root / "P_val"
 
 

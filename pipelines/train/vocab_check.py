@@ -1,0 +1,145 @@
+"""The model jobs' guard against a wrong tokenizer: one place where train, evaluate and finetune check that the
+vocab they are given is the one a shard was made with, and that the shard's ids fit the model.
+
+A shard records its tokenizer in ``P.meta.json`` (``tokenizer.sha256``: the vocab's canonical sha256, and
+``tokenizer.vocab``: the vocab as the shard job was given it). Evaluating with another vocab decodes the ids into
+the wrong bytes (bits per byte of 9-10 instead of 2, exit 0); training with it gives a model whose ids mean
+nothing to the tokenizer users will pair it with. So a mismatch is refused, naming both vocabs. Without
+``--vocab`` the shard's recorded vocab is used; a shard without metadata then needs ``--vocab``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rwkv_data.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+WORLD_NAMES = ("", "world")
+SCAN_CHUNK = 1 << 24  # tokens per slice when finding a shard's largest id (bounded memory on huge shards)
+
+
+def load_tokenizer(vocab: str) -> Any:
+    """``"world"`` (or ``""``) -> the World tokenizer, else the vocab file ``vocab``."""
+    from rwkv_data.tokenizer import TrieTokenizer  # noqa: PLC0415
+
+    if vocab in WORLD_NAMES:
+        return TrieTokenizer.world()
+    if not Path(vocab).is_file():
+        raise ConfigError(f"vocab {vocab!r}: no such file (use 'world' or a vocab file written by rwkv-data)")
+    return TrieTokenizer.from_file(vocab)
+
+
+def shard_tokenizer_meta(prefix: str | Path) -> dict[str, Any] | None:
+    """``P.meta.json``'s ``tokenizer`` entry (None when the shard has no metadata file)."""
+    path = Path(f"{prefix}.meta.json")
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read shard metadata: {exc}") from exc
+    tok = meta.get("tokenizer") if isinstance(meta, Mapping) else None
+    return dict(tok) if isinstance(tok, Mapping) else {}
+
+
+def describe(tok: Any, spec: str) -> str:
+    """``'vocab.txt' (name, sha256 0123456789ab, 4096 ids)`` for messages."""
+    shown = "world" if spec in WORLD_NAMES else spec
+    return f"{shown!r} ({tok.name}, sha256 {tok.sha256[:12]}, {tok.vocab_size} ids)"
+
+
+def _describe_meta(prefix: str | Path, tmeta: Mapping[str, Any]) -> str:
+    sha = str(tmeta.get("sha256") or "?")[:12]
+    return (f"{str(tmeta.get('vocab') or tmeta.get('name') or '?')!r} (sha256 {sha}, "
+            f"{tmeta.get('vocab_size', '?')} ids; from {prefix}.meta.json)")
+
+
+def _recorded_candidates(prefix: str | Path, tmeta: Mapping[str, Any]) -> list[str]:
+    """Where the shard's vocab may be: the recorded spelling, relative to here and to the shard's folder."""
+    rec = str(tmeta.get("vocab") or "")
+    if rec in WORLD_NAMES or rec.startswith("rwkv_vocab_v20230424") or "(RWKV World)" in rec:
+        return ["world"]
+    out = [rec] if rec else []
+    if rec and not Path(rec).is_absolute():
+        here = Path(prefix).parent
+        out += [str(here / rec), str(here / Path(rec).name)]
+    return [c for c in dict.fromkeys(out) if Path(c).is_file()]
+
+
+def recorded_tokenizer(prefix: str | Path, flag: str = "--vocab") -> tuple[Any, str]:
+    """The tokenizer ``P.meta.json`` records (its sha256 checked) and how it was found; ConfigError asking for
+    ``flag`` when the shard has no metadata or its vocab file is gone."""
+    tmeta = shard_tokenizer_meta(prefix)
+    if tmeta is None:
+        raise ConfigError(f"{prefix}.meta.json not found, so the vocab {prefix} was made with is unknown; "
+                          f"pass {flag} world or {flag} VOCAB_FILE (the vocab given to `rwkv-data shard`)")
+    want = tmeta.get("sha256")
+    for cand in _recorded_candidates(prefix, tmeta):
+        tok = load_tokenizer(cand)
+        if not want or tok.sha256 == want:
+            return tok, cand
+    raise ConfigError(f"{prefix}: the shard's vocab {_describe_meta(prefix, tmeta)} cannot be found here; "
+                      f"pass {flag} with that vocab file")
+
+
+def check_shard_vocab(prefix: str | Path, tok: Any, spec: str, flag: str = "--vocab",
+                      also: Sequence[Any] = ()) -> Any:
+    """Refuse ``tok`` (given as ``spec``) unless ``prefix`` was made with it (or with one of ``also``).
+
+    Returns the tokenizer the shard was made with (``tok`` or the one of ``also`` that matched). A shard
+    without a recorded sha256 (older metadata) is checked on its vocab size only; one without metadata
+    is accepted with a warning (nothing to compare with).
+    """
+    tmeta = shard_tokenizer_meta(prefix)
+    if tmeta is None:
+        log.warning("%s.meta.json not found: cannot check that %s %s is the shard's vocab", prefix, flag, spec)
+        return tok
+    candidates = [tok, *also]
+    want = tmeta.get("sha256")
+    if want:
+        for t in candidates:
+            if t.sha256 == want:
+                return t
+    else:
+        size = tmeta.get("vocab_size")
+        if not isinstance(size, int) or any(t.vocab_size == size for t in candidates):
+            return tok
+    others = "".join(f" or {describe(t, t.name)}" for t in also)
+    raise ConfigError(f"{prefix} was made with the vocab {_describe_meta(prefix, tmeta)}, but {flag} is "
+                      f"{describe(tok, spec)}{others}; pass {flag} with the shard's vocab (or omit it to use "
+                      "the recorded one), or re-shard the data with this vocab")
+
+
+def shard_tokenizer(prefix: str | Path, vocab: str, flag: str = "--vocab", also: Sequence[Any] = ()) -> Any:
+    """The tokenizer for shard ``prefix``: ``vocab`` checked against the shard's metadata, or the shard's
+    recorded vocab when ``vocab`` is empty."""
+    if not vocab:
+        tok, found = recorded_tokenizer(prefix, flag)
+        log.info("%s: using the vocab recorded in its metadata: %s", prefix, describe(tok, found))
+        return tok
+    return check_shard_vocab(prefix, load_tokenizer(vocab), vocab, flag, also)
+
+
+def max_token_id(tokens: np.ndarray) -> int:
+    """The largest id of a flat token array (-1 when empty), read in slices."""
+    top = -1
+    for s in range(0, len(tokens), SCAN_CHUNK):
+        top = max(top, int(np.max(tokens[s:s + SCAN_CHUNK])))
+    return top
+
+
+def check_ids_fit(prefix: str | Path, tokens: np.ndarray, rows: int, model_desc: str) -> None:
+    """CheckpointError when an id of the shard ``prefix`` (flat ``tokens``) is not below the model's ``rows``."""
+    top = max_token_id(tokens)
+    if top >= rows:
+        raise CheckpointError(f"{prefix} holds token id {top} but {model_desc} has {rows} embedding rows "
+                              f"(ids 0..{rows - 1}); use a model (or --vocab-size) with more than {top} rows, or "
+                              "the vocab the model was trained with")
