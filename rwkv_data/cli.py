@@ -373,7 +373,8 @@ _MODEL_HELP = {
     "data": "binidx prefix P written by `rwkv-data shard` (P.bin, P.idx, P.meta.json).",
     "val_data": "P_val prefix: per-language bits per byte before, during (--eval-every) and after training.",
     "out_dir": "Output folder (checkpoints, train_log.jsonl, config.json, stats.json).",
-    "vocab": "'world' or a vocab file (for evaluation and vocab extension).",
+    "vocab": "'world' or a vocab file: the one the shards were made with (checked against their P.meta.json; "
+             "default: the vocab it records).",
     "init": "Start from this official-format checkpoint.",
     "token_budget": "Tokens the cosine schedule spans (0 = one pass over the data).",
     "max_steps": "Stop after this many optimizer steps (0 = at the end of the budget).",

@@ -60,6 +60,9 @@ def add_lora(model: torch.nn.Module, rank: int, alpha: float) -> int:
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.Linear) and name.endswith(LORA_TARGETS):
             out_f, in_f = mod.weight.shape
+            if rank > min(out_f, in_f):
+                raise ConfigError(f"--lora-rank {rank} exceeds the size of {name} ({out_f} x {in_f}); use at most "
+                                  f"{min(out_f, in_f)}")
             mod.weight.requires_grad_(False)
             parametrize.register_parametrization(mod, "weight", LoRA(out_f, in_f, rank, alpha).to(mod.weight.device))
             n += 1

@@ -41,12 +41,12 @@ def check_magic_prime(p: int, n_tokens: int, ctx_len: int, strict: bool = True) 
     With ``strict=False`` the fill ratio may be below 0.9 (tiny corpora); the windows must still fit.
     """
     slots = n_tokens // ctx_len
-    if not is_prime(p) or p % 3 != 2:
-        raise ConfigError(f"magic_prime {p} must be a prime with p % 3 == 2; "
-                          f"use {compute_magic_prime(n_tokens, ctx_len)}")
-    # The last window starts at (p-1)*ctx_len and reads ctx_len+1 tokens.
+    # The last window starts at (p-1)*ctx_len and reads ctx_len+1 tokens. (Checked first: cheap for any p.)
     if p * ctx_len + 1 > n_tokens:
         raise ConfigError(f"magic_prime {p} * ctx_len {ctx_len} + 1 exceeds the {n_tokens} tokens of the data; "
+                          f"use {compute_magic_prime(n_tokens, ctx_len)}")
+    if not is_prime(p) or p % 3 != 2:
+        raise ConfigError(f"magic_prime {p} must be a prime with p % 3 == 2; "
                           f"use {compute_magic_prime(n_tokens, ctx_len)}")
     if strict and not (MIN_PRIME_FILL < p / slots <= 1):
         raise ConfigError(f"magic_prime {p} covers {p / slots:.1%} of the {slots} windows (RWKV-LM needs > 90%); "

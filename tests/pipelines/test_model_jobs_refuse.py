@@ -69,7 +69,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                                  "added": [[5, b"zz".hex()]], "init": {"5": [1, 2]}}))
     return {"root": root, "P": P, "P_val": P_val, "A": root / "bytes.txt", **{
         k: root / k for k in ("B.txt", "C.txt", "m.pth", "small.pth", "nan.pth", "trunc.pth", "garbage.pth",
-                              "notckpt.pth", "evil.pth", "wrongcfg.pth", "nometa", "afile", "new.txt",
+                              "notckpt.pth", "evil.pth", "wrongcfg.pth", "nometa", "afile", "new.txt", "ab.txt",
                               "idmap.json")}}
 
 
@@ -138,6 +138,10 @@ def test_without_vocab_the_recorded_one_is_used(w: dict[str, Path], capsys: pyte
     ("init smaller than the ids", ["train", "--init", "small.pth"], ["small.pth", "64 embedding rows"]),
     ("evaluate with too few rows", ["evaluate", "--checkpoint", "small.pth"], ["small.pth", "64"]),
     ("finetune with too few rows", ["finetune", "--init", "small.pth"], ["small.pth", "64"]),
+    ("texts need more rows than the checkpoint has", ["evaluate", "--checkpoint", "small.pth", "ab.txt"],
+     ["small.pth", "64 embedding rows"]),
+    ("huge magic prime", ["train", "--magic-prime", "1000000000000000000000000000000"], ["magic_prime"]),
+    ("huge LoRA rank", ["finetune", "--init", "m.pth", "--lora-rank", "100000"], ["--lora-rank"]),
     ("truncated", ["train", "--init", "trunc.pth"], ["trunc.pth", "cannot read"]),
     ("garbage", ["evaluate", "--checkpoint", "garbage.pth"], ["garbage.pth", "cannot read"]),
     ("not a checkpoint", ["finetune", "--init", "notckpt.pth"], ["notckpt.pth"]),
@@ -155,7 +159,7 @@ def test_refused_before_training(w: dict[str, Path], capsys: pytest.CaptureFixtu
                                  needles: list[str]) -> None:
     args = [w[a] if a in w else a for a in args]
     job = args[0]
-    data = ["--data", w["P_val"] if job == "evaluate" else w["P"]]
+    data = [] if str(args[-1]).endswith(".txt") else ["--data", w["P_val"] if job == "evaluate" else w["P"]]
     extra = ["--device", "cpu"] if job == "evaluate" else [*TINY, "--max-steps", "4"]
     if "--out-dir" not in args:
         extra += ["--out-dir", w["root"] / f"o-{case.replace(' ', '-')}"]
