@@ -159,7 +159,8 @@ def test_refused_before_training(w: dict[str, Path], capsys: pytest.CaptureFixtu
                                  needles: list[str]) -> None:
     args = [w[a] if a in w else a for a in args]
     job = args[0]
-    data = [] if str(args[-1]).endswith(".txt") else ["--data", w["P_val"] if job == "evaluate" else w["P"]]
+    texts = job == "evaluate" and str(args[-1]).endswith(".txt")
+    data = [] if texts else ["--data", w["P_val"] if job == "evaluate" else w["P"]]
     extra = ["--device", "cpu"] if job == "evaluate" else [*TINY, "--max-steps", "4"]
     if "--out-dir" not in args:
         extra += ["--out-dir", w["root"] / f"o-{case.replace(' ', '-')}"]
