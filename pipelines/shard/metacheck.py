@@ -50,7 +50,7 @@ SCHEMA: dict[str, Any] = {
     "validation": {"fraction": NUM, "min_docs_per_language": COUNT, "rule": STR, "threshold": U64},
     "shuffle": {"seed": INT, "algorithm": STR},
     "mixing": {"method": STR, "temperature": NUM, "budgets": {"*": COUNT}, "weights": {"*": NUM}},
-    "inputs": [{"records": COUNT, "documents": COUNT, "skipped": {"*": COUNT}}],
+    "inputs": [{"records": COUNT, "documents": COUNT, "skipped": {"*": COUNT}, "...": True}],  # + unit fingerprint
     "config": OBJ,
 }
 COMMON = ("format", "format_version", "tool", "tool_version", "tokenizer", "dtype", "dtype_code", "languages",
@@ -98,8 +98,11 @@ def schema_problems(value: Any, spec: Any, where: str = "") -> list[str]:
             return [f"{where}: {_kind(value)}, expected an object"]
         if "*" in spec:
             return [p for k, v in value.items() for p in schema_problems(v, spec["*"], f"{where}.{k}")]
-        out = []
+        out = [f"{where}.{k}: not a field of this format".lstrip(".") for k in value
+               if k not in spec and "..." not in spec]
         for k, s in spec.items():
+            if k == "...":
+                continue
             if k not in value:
                 if not isinstance(s, Opt):
                     out.append(f"{where}.{k}: missing".lstrip("."))
@@ -136,8 +139,13 @@ def meta_checks(meta: dict[str, Any], prefix: Path, facts: dict[str, Any], sibli
           f"meta.json describes {meta['prefix']!r} (split {split!r}, val_prefix {meta['val_prefix']!r}), not "
           f"{name!r}: it belongs to another shard")
     lang_name = meta["files"]["lang"]
+    has_lang = [lang_name is not None, meta["sha256"].get("lang", lang_name) is not None,
+                (meta.get("file_sizes") or {}).get("lang", lang_name) is not None,
+                meta["config"].get("lang_array", lang_name is not None) is True]
     check("meta_files", meta["files"]["bin"] == f"{name}.bin" and meta["files"]["idx"] == f"{name}.idx"
-          and lang_name in (None, f"{name}.lang.npy"), f"files names {meta['files']}, not this prefix's files")
+          and lang_name in (None, f"{name}.lang.npy") and len(set(has_lang)) == 1,
+          f"files names {meta['files']}, not this prefix's files, or the language array is named, hashed, sized "
+          f"and configured inconsistently ({has_lang})")
     dtype, code = facts.get("dtype"), facts.get("dtype_code")
     if dtype is not None:
         try:

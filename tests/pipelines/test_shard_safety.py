@@ -41,6 +41,12 @@ def slow(task, tok, progress=None):
     time.sleep(float(sys.argv[2]))
     return out
 shard.build_part = slow
+if len(sys.argv) > 3:  # slow merge: each split waits before it is written
+    orig_split = shard.write_split
+    def slow_split(*a, **kw):
+        time.sleep(float(sys.argv[3]))
+        return orig_split(*a, **kw)
+    shard.write_split = slow_split
 shard.run(cfg)
 """
 FINAL = (".bin", ".idx", ".lang.npy", ".meta.json")
@@ -51,8 +57,10 @@ def _cfg(inputs: list[Path], out: Path | str, vocab: Path, **kw: object) -> Shar
                        val_min_docs=2, ctx_lens=(16,), progress=False, **kw)
 
 
-def _child(cfg: ShardConfig, pause: float, cwd: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(to_dict(cfg)), str(pause)], cwd=cwd,
+def _child(cfg: ShardConfig, pause: float, cwd: Path | None = None, merge_pause: float | None = None
+           ) -> subprocess.Popen:
+    extra = [] if merge_pause is None else [str(merge_pause)]
+    return subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(to_dict(cfg)), str(pause), *extra], cwd=cwd,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -112,6 +120,19 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_a_rerun_resumes(setup, tmp_p
     _wait(lambda: not _session(proc.pid), "exit of every worker", limit=20)
     assert not Path(f"{tmp_path}/P.meta.json").exists()
     run(cfg)  # the killed job's lock blocks nothing; finished parts are reused
+    assert_same_output(ref, tmp_path / "P")
+
+
+def test_sigkill_while_merging_leaves_no_process_and_a_rerun_resumes(setup, tmp_path: Path) -> None:
+    inputs, vocab, ref = setup
+    cfg = _cfg(inputs, tmp_path / "P", vocab, workers=2)
+    proc = _child(cfg, 0.0, merge_pause=30)
+    _wait(lambda: (tmp_path / "P.work" / "merge").is_dir(), "start of the merge", proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _wait(lambda: not _session(proc.pid), "exit of every process", limit=20)
+    assert not Path(f"{tmp_path}/P.meta.json").exists() and not verify(tmp_path / "P")["ok"]
+    run(cfg)
     assert_same_output(ref, tmp_path / "P")
 
 

@@ -200,6 +200,9 @@ SEMANTIC = {"extra-language": _add_lang, "missing-language": _drop_lang, "extra-
             "magic-prime-changed": lambda m: m["rwkv_lm"][0].update(magic_prime=(m["rwkv_lm"][0]["magic_prime"] or 5)
                                                                     - 3),
             "missing-key": lambda m: m.pop("per_language"),
+            "unknown-key": lambda m: m.update(extra=1),
+            "unknown-key-in-a-language": lambda m: m["per_language"][m["languages"][0]].update(extra=1),
+            "lang-array-unnamed": lambda m: m["files"].update(lang=None),
             **{f"number-{h}": _numbers(h) for h in ("negative", "huge", "float", "string", "bool", "null")},
             "another-file-name": lambda m: m["files"].update(bin="Q.bin")}
 
