@@ -32,7 +32,7 @@ from torch.nn.utils import parametrize
 from rwkv_data.config import FinetuneConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
 from rwkv_data.pipelines.train import modelio, vocab_check
-from rwkv_data.pipelines.train.job import MixedSource, WindowSource, fit, val_evaluator
+from rwkv_data.pipelines.train.job import MixedSource, WindowSource, check_init_shape, fit, val_evaluator
 from rwkv_data.pipelines.train.state import atomic_write_text, load_training_state
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ def plan(cfg: FinetuneConfig) -> Plan:
         raise CheckpointError(f"--vocab {vocab_check.describe(base, spec)} has ids up to {base.vocab_size - 1} but "
                               f"--init {cfg.init} has {rows} embedding rows; pass the vocab the checkpoint was "
                               "trained with")
+    check_init_shape(cfg, modelio.shape_of(sd))
     out = Plan(sd, base, spec)
     if cfg.new_tokens:
         if is_idmap(cfg.new_tokens):

@@ -292,6 +292,7 @@ def build_model(cfg: TrainConfig, tok: Any, device: torch.device) -> tuple[torch
             raise ConfigError(f"--vocab-size {cfg.vocab_size} but --init {cfg.init} has {rows} embedding rows; "
                               "drop --vocab-size (the checkpoint fixes it)")
         what = f"--init {cfg.init}"
+        check_init_shape(cfg, modelio.shape_of(model.state_dict()))
     else:
         rows = cfg.vocab_size or modelio.padded_rows(tok.vocab_size)
         torch.manual_seed(cfg.seed)
@@ -301,6 +302,17 @@ def build_model(cfg: TrainConfig, tok: Any, device: torch.device) -> tuple[torch
         raise ConfigError(f"the vocab has ids up to {tok.vocab_size - 1} but {what} has {rows} embedding rows; "
                           f"use at least {modelio.padded_rows(tok.vocab_size)} rows")
     return model, what
+
+
+def check_init_shape(cfg: TrainConfig, have: dict[str, int]) -> None:
+    """ConfigError when a shape option set away from its default names another shape than ``cfg.init`` has
+    (``have``: :func:`modelio.shape_of`); the checkpoint fixes the shape, so a differing flag means the wrong
+    checkpoint or a stale flag."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in have and getattr(cfg, f.name) not in (f.default, have[f.name]):
+            flag = "--" + f.name.replace("_", "-")
+            raise ConfigError(f"{flag} {getattr(cfg, f.name)} but --init {cfg.init} has {f.name} {have[f.name]}; "
+                              f"drop {flag} (the checkpoint fixes the shape) or pass the checkpoint you meant")
 
 
 def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from torch.nn.utils import parametrize
 
 from rwkv_data.errors import CheckpointError, ConfigError
 from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
-from rwkv_data.model.checkpoint import FORMAT
+from rwkv_data.model.checkpoint import FORMAT, infer_config
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -197,6 +197,12 @@ def forward_with_state(model: torch.nn.Module, tokens: torch.Tensor, state: Any)
     """Logits [B, T, V] of tokens [B, T] continuing from ``state`` (``None`` = zero), and the state after them."""
     logits, new_state = model(tokens, state=state, return_state=True)
     return logits, new_state
+
+
+def shape_of(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """``n_layer``, ``n_embd``, ``head_size`` and ``vocab_size`` of an official state dict."""
+    cfg = infer_config(sd)
+    return {"n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "head_size": cfg.head_size, "vocab_size": cfg.vocab_size}
 
 
 def vocab_rows(model: torch.nn.Module) -> int:

@@ -40,7 +40,11 @@ def read_new_tokens(path: str | Path) -> list[bytes]:
     try:
         tokens = list(read_vocab(path).tokens.values())
     except VocabFormatError:
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: neither a vocab file nor UTF-8 text (byte {exc.start}); list one token per "
+                              "line as UTF-8, or give a vocab file") from exc
         tokens = [line.encode("utf-8") for line in text.split("\n") if line.strip("\r")]
         tokens = [t[:-1] if t.endswith(b"\r") else t for t in tokens]
     return list(dict.fromkeys(tokens))

@@ -63,6 +63,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for ext in ("bin", "idx", "lang.npy"):  # the same shard without its metadata
         shutil.copy(f"{P}.{ext}", root / f"nometa.{ext}")
     (root / "afile").write_text("x")
+    (root / "badtok.txt").write_bytes(b"abc\n\xff\xfe\n")
     (root / "ab.txt").write_text("ab\nbc\n", encoding="utf-8")
     (root / "new.txt").write_text("\n".join(chr(c) for c in range(97, 100)) + "\n", encoding="utf-8")
     (root / "idmap.json").write_text(json.dumps({"format": "rwkv-vocab-idmap", "old_vocab_sha256": tok.sha256,
@@ -70,7 +71,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "P": P, "P_val": P_val, "A": root / "bytes.txt", **{
         k: root / k for k in ("B.txt", "C.txt", "m.pth", "small.pth", "nan.pth", "trunc.pth", "garbage.pth",
                               "notckpt.pth", "evil.pth", "wrongcfg.pth", "nometa", "afile", "new.txt", "ab.txt",
-                              "idmap.json")}}
+                              "badtok.txt", "idmap.json")}}
 
 
 def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -142,6 +143,9 @@ def test_without_vocab_the_recorded_one_is_used(w: dict[str, Path], capsys: pyte
      ["small.pth", "64 embedding rows"]),
     ("huge magic prime", ["train", "--magic-prime", "1000000000000000000000000000000"], ["magic_prime"]),
     ("huge LoRA rank", ["finetune", "--init", "m.pth", "--lora-rank", "100000"], ["--lora-rank"]),
+    ("init of another shape", ["train", "--init", "m.pth", "--n-layer", "3"], ["--n-layer 3", "m.pth", "n_layer 1"]),
+    ("finetune init of another width", ["finetune", "--init", "m.pth", "--n-embd", "64"], ["--n-embd 64", "n_embd 32"]),
+    ("new tokens not UTF-8", ["finetune", "--init", "m.pth", "--new-tokens", "badtok.txt"], ["badtok.txt", "UTF-8"]),
     ("truncated", ["train", "--init", "trunc.pth"], ["trunc.pth", "cannot read"]),
     ("garbage", ["evaluate", "--checkpoint", "garbage.pth"], ["garbage.pth", "cannot read"]),
     ("not a checkpoint", ["finetune", "--init", "notckpt.pth"], ["notckpt.pth"]),
@@ -164,7 +168,7 @@ def test_refused_before_training(w: dict[str, Path], capsys: pytest.CaptureFixtu
     extra = ["--device", "cpu"] if job == "evaluate" else [*TINY, "--max-steps", "4"]
     if "--out-dir" not in args:
         extra += ["--out-dir", w["root"] / f"o-{case.replace(' ', '-')}"]
-    refused([*args, *data, *extra], capsys, *needles)
+    refused([job, *data, *extra, *args[1:]], capsys, *needles)  # the case's flags last: they win
 
 
 def test_resume_from_a_damaged_last_json(w: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -241,13 +245,16 @@ def test_written_files_follow_the_umask(w: dict[str, Path], capsys: pytest.Captu
     try:
         out = w["root"] / f"umask-{mask:o}"
         code, err = cli(["finetune", "--init", w["m.pth"], "--data", w["P"], *TINY, "--max-steps", "1",
-                         "--new-tokens", w["new.txt"].with_name("ab.txt"), "--out-dir", out], capsys)
+                         "--new-tokens", w["ab.txt"], "--out-dir", out], capsys)
+        assert code == 0, err
+        code, err = cli(["evaluate", "--checkpoint", out / "rwkv-final.pth", "--vocab", out / "vocab.txt",
+                         w["ab.txt"], "--device", "cpu", "--out-dir", out / "eval"], capsys)
     finally:
         os.umask(old)
         fsmode.umask.cache_clear()
     assert code == 0, err
-    files = [p for p in out.iterdir() if p.is_file()]
-    assert {"rwkv-final.pth", "rwkv-final.json", "vocab.txt", "last.json", "rwkv-1.state.pt",
-            "config.json"} <= {p.name for p in files}
+    files = [p for p in [*out.iterdir(), *(out / "eval").iterdir()] if p.is_file()]
+    assert {"rwkv-final.pth", "rwkv-final.json", "vocab.txt", "last.json", "rwkv-1.state.pt", "config.json",
+            "eval.json", "eval.csv"} <= {p.name for p in files}
     for p in files:
         assert p.stat().st_mode & 0o777 == 0o666 & ~mask, (p.name, oct(p.stat().st_mode))
