@@ -289,6 +289,8 @@ def _budgets(values: tuple[str, ...]) -> dict[str, int] | None:
 @click.option("--hf-split", help="Split of a DatasetDict folder or hf:NAME. " + _shard_default("hf_split"))
 @click.option("--on-error", type=click.Choice(["raise", "skip"]),
               help="Bad records: stop naming file and line, or skip and count by reason. " + _shard_default("on_error"))
+@click.option("--max-record-bytes", type=click.IntRange(min=1), help="Longest line / document / cell read; a longer "
+              "one is a bad record (record_too_large). " + _shard_default("max_record_bytes"))
 @click.option("--val-fraction", type=float, help="Share of each language in P_val. " + _shard_default("val_fraction"))
 @click.option("--val-min-docs", type=int, help="Minimum P_val documents per language. "
               + _shard_default("val_min_docs"))

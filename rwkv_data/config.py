@@ -55,6 +55,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
 
 
+# The longest record (jsonl line, .txt document or paragraph, table cell) the corpus readers accept: a longer one is
+# a bad record (an error, or a counted skip with on_error="skip") and is never held in memory beyond this. A
+# document's text is rarely over a few MB (a long novel is ~2 MB); 64 MiB leaves room for whole books and code
+# files while a reader's memory stays bounded (a record, its str and its tokens: a few hundred MB at most).
+MAX_RECORD_BYTES = 64 << 20
+
 # Job configs are added below, one frozen dataclass per job.
 
 
@@ -245,6 +251,7 @@ class ShardConfig:
     split_paragraphs: bool = False  # .txt: one document per blank-line separated paragraph
     hf_split: str = "train"  # split of a DatasetDict folder or a hub dataset
     on_error: str = "raise"  # "raise": stop at the first bad record; "skip": count it by reason
+    max_record_bytes: int = MAX_RECORD_BYTES  # longer lines / documents / cells are bad records (record_too_large)
     val_fraction: float = 0.01  # share of each language's documents in P_val (by content hash)
     val_min_docs: int = 10  # ... but at least this many per language (at most half of its documents)
     seed: int = 0  # shuffle and subsampling seed

@@ -22,8 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rwkv_data.config import MAX_RECORD_BYTES
 from rwkv_data.errors import DependencyMissing, InputFormatError
-from rwkv_data.pipelines.corpus.streams import Corrupt, Truncated, fast_json_object, open_chunks
+from rwkv_data.pipelines.corpus.streams import (
+    LineState,
+    Oversize,
+    StreamError,
+    Truncated,
+    fast_json_object,
+    line_blocks,
+    open_chunks,
+)
 
 try:  # the JSON Lines fast path (built with the package; the general parser gives the same documents)
     from rwkv_data.pipelines._native import scan_jsonl as _scan
@@ -64,6 +73,7 @@ class ReadOptions:
     on_error: OnError = "raise"
     split_paragraphs: bool = False  # .txt: one document per blank-line separated paragraph
     hf_split: str = "train"
+    max_record_bytes: int = MAX_RECORD_BYTES  # a longer line / document / cell is an error (or a counted skip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,18 @@ class _Sink:
         self.stats.skipped[reason] += count
         self.stats.first_skip.setdefault(reason, message)
 
+    def too_large(self, where: str, what: str = "record") -> None:
+        """Raise or count a record over ``max_record_bytes`` (the caller counts the record)."""
+        self.bad("record_too_large", f"{where}: {what} longer than {self.opts.max_record_bytes:,} bytes (the "
+                 "--max-record-bytes limit; raise it if documents this large are intended)")
+
+    def broken(self, exc: StreamError, st: LineState) -> None:
+        """Raise or count a damaged/truncated stream, saying which lines were read before it."""
+        reason = "truncated_stream" if isinstance(exc, Truncated) else "corrupt_stream"
+        read = f"lines 1-{st.lines} were read" if st.lines else "no complete line was read"
+        lost = f"; the partial line {st.lines + 1} and everything after it are lost" if st.partial else ""
+        self.bad(reason, f"{exc}; {read}{lost}")
+
     def emit(self, text: Any, lang: Any, source: str, line: int, where: str) -> Document | None:
         """Validate one record's fields; a Document, or None when it was skipped."""
         self.stats.records += 1
@@ -143,6 +165,9 @@ class _Sink:
             data = text.encode("utf-8")
         except UnicodeEncodeError as exc:  # lone surrogates from JSON \ud800 escapes
             self.bad("invalid_utf8", f"{where}: text is not valid Unicode ({exc.reason} at char {exc.start})")
+            return None
+        if len(data) > self.opts.max_record_bytes:
+            self.too_large(where, "text")
             return None
         self.stats.documents += 1
         return Document(text, lang, source, line, data)
@@ -248,6 +273,7 @@ def iter_documents(
     stats: ReadStats | None = None,
     split_paragraphs: bool = False,
     hf_split: str = "train",
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[Document]:
     """Stream the documents of every input, in input order.
 
@@ -260,10 +286,14 @@ def iter_documents(
         stats: filled in place when given.
         split_paragraphs: .txt files become one document per blank-line separated paragraph.
         hf_split: split of a DatasetDict folder or a hub dataset.
+        max_record_bytes: the longest line, .txt document or cell read; a longer one is a bad record
+            (``record_too_large``), never held in memory beyond the limit.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    opts = ReadOptions(text_field, lang_field, lang, on_error, split_paragraphs, hf_split)
+    if max_record_bytes < 1:
+        raise ValueError(f"max_record_bytes must be >= 1, not {max_record_bytes}")
+    opts = ReadOptions(text_field, lang_field, lang, on_error, split_paragraphs, hf_split, max_record_bytes)
     st = stats if stats is not None else ReadStats()
     for unit in expand_inputs(inputs, opts):
         yield from iter_unit(unit, opts, st)
@@ -282,32 +312,41 @@ def iter_unit(unit: Unit, opts: ReadOptions, stats: ReadStats) -> Iterator[Docum
         yield from iter_table_unit(unit, opts, sink)
 
 
-def _lines(path: str, sink: _Sink) -> Iterator[tuple[int, bytes | None]]:
-    """(1-based line number, line without newline). A broken stream is reported to ``sink``, its partial
-    last line dropped, and ``(n, None)`` is yielded so callers can drop a half-read document."""
-    buf = b""
-    n = 0
+TOO_LARGE: Any = object()  # _lines' stand-in for a line over the limit (reported by the caller)
+
+
+def _lines(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[tuple[int, bytes | None]]:
+    """(1-based line number, line without newline), each line at most ``opts.max_record_bytes``; a longer line
+    comes as :data:`TOO_LARGE` (its bytes were dropped). A broken stream is reported to ``sink`` after every
+    complete line before it, and ``(n, None)`` is yielded so callers can drop a half-read document."""
+    st = LineState()
     try:
-        for chunk in open_chunks(path):
-            parts = (buf + chunk).split(b"\n")
-            buf = parts.pop()
+        for item in line_blocks(open_chunks(path), opts.max_record_bytes, st):
+            if type(item) is Oversize:
+                st.lines = item.line
+                yield item.line, TOO_LARGE
+                continue
+            n, block = item
+            parts = bytes(block).split(b"\n")
+            if block[-1] == 10:
+                parts.pop()
+            st.lines = n + len(parts)
             for p in parts:
                 n += 1
                 yield n, p
-    except (Truncated, Corrupt) as exc:
-        reason = "truncated_stream" if isinstance(exc, Truncated) else "corrupt_stream"
-        tail = f"; the partial line {n + 1} and anything after it are lost" if buf else ""
-        sink.bad(reason, f"{exc} after line {n}{tail}")
-        yield n, None
-        return
-    if buf:
-        yield n + 1, buf
+    except StreamError as exc:
+        sink.broken(exc, st)
+        yield st.lines, None
 
 
 def _iter_jsonl(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
-    for n, raw in _lines(path, sink):
+    for n, raw in _lines(path, opts, sink):
         if raw is None:
             return
+        if raw is TOO_LARGE:
+            sink.stats.records += 1
+            sink.too_large(f"{path}:{n}", "line")
+            continue
         doc = _jsonl_record(raw, n, path, opts, sink)
         if doc is not None:
             yield doc
@@ -385,36 +424,21 @@ def iter_unit_batches(unit: Unit, opts: ReadOptions, stats: ReadStats) -> Iterat
 
 def _jsonl_batches(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[DocBatch]:
     keys = (opts.text_field.encode("utf-8"), opts.lang_field.encode("utf-8"))
-    done = 0  # lines before the block
-    carry = b""  # an unfinished line
+    st = LineState()
     try:
-        for chunk in open_chunks(path):
-            cut = chunk.rfind(b"\n") + 1
-            if not cut:
-                carry += chunk
+        for item in line_blocks(open_chunks(path), opts.max_record_bytes, st):
+            if type(item) is Oversize:
+                st.lines = item.line
+                sink.stats.records += 1
+                sink.too_large(f"{path}:{item.line}", "line")
                 continue
-            view = memoryview(chunk)
-            start = 0
-            if carry:  # the line begun in earlier chunks: scanned on its own, so the chunk is never copied
-                start = chunk.find(b"\n") + 1
-                batch, lines = _scan_block(carry + view[:start], done, keys, path, opts, sink)
-                done += lines
-                if batch.datas:
-                    yield batch
-            batch, lines = _scan_block(view[start:cut], done, keys, path, opts, sink)
-            carry = chunk[cut:]
-            done += lines
+            done, block = item
+            batch, lines = _scan_block(block, done, keys, path, opts, sink)
+            st.lines = done + lines
             if batch.datas:
                 yield batch
-    except (Truncated, Corrupt) as exc:
-        reason = "truncated_stream" if isinstance(exc, Truncated) else "corrupt_stream"
-        tail = f"; the partial line {done + 1} and anything after it are lost" if carry else ""
-        sink.bad(reason, f"{exc} after line {done}{tail}")
-        return
-    if carry:
-        batch, _ = _scan_block(carry, done, keys, path, opts, sink)
-        if batch.datas:
-            yield batch
+    except StreamError as exc:
+        sink.broken(exc, st)
 
 
 def _scan_block(block: bytes | memoryview, done: int, keys: tuple[bytes, bytes], path: str, opts: ReadOptions,
@@ -443,10 +467,14 @@ def _iter_txt(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
         data = bytearray()
         try:
             for chunk in open_chunks(path):
+                if len(data) + len(chunk) > opts.max_record_bytes:
+                    sink.stats.records += 1
+                    sink.too_large(f"{path}:1", "the file is one document (no --split-paragraphs) and is")
+                    return
                 data += chunk
-        except (Truncated, Corrupt) as exc:
+        except StreamError as exc:
             sink.stats.records += 1
-            sink.bad("truncated_stream" if isinstance(exc, Truncated) else "corrupt_stream", str(exc))
+            sink.broken(exc, LineState(data.count(b"\n"), len(data) - data.rfind(b"\n") - 1))
             return
         try:
             text = data.decode("utf-8")
@@ -459,25 +487,43 @@ def _iter_txt(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
         if doc is not None:
             yield doc
         return
+    yield from _iter_paragraphs(path, opts, sink)
+
+
+def _iter_paragraphs(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+    """One document per blank-line separated paragraph; a paragraph over the record limit is one bad record,
+    and its lines are dropped as they come."""
     para: list[str] = []
+    size = 0  # bytes of the paragraph so far (its lines and the newlines between them)
     start, bad = 1, False
-    for n, raw in _lines(path, sink):
+    for n, raw in _lines(path, opts, sink):
         if raw is None:  # broken stream: the paragraph being read is incomplete
             return
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if not bad:  # one skip per paragraph, reported at its first bad line
+        line = None
+        if raw is not TOO_LARGE:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if not bad:  # one skip per paragraph, reported at its first bad line
+                    sink.stats.records += 1
+                    sink.bad("invalid_utf8", f"{path}:{n}: invalid UTF-8 at byte {exc.start} of the line")
+                para, bad = [], True
+                continue
+            if not line.strip():
+                if para and not bad:
+                    doc = sink.emit("\n".join(para), _MISSING, path, start, f"{path}:{start}")
+                    if doc is not None:
+                        yield doc
+                para, size, start, bad = [], 0, n + 1, False
+                continue
+            if bad:
+                continue
+            size += len(raw) + (1 if para else 0)
+        if line is None or size > opts.max_record_bytes:
+            if not bad:
                 sink.stats.records += 1
-                sink.bad("invalid_utf8", f"{path}:{n}: invalid UTF-8 at byte {exc.start} of the line")
-            bad = True
-            continue
-        if not line.strip():
-            if para and not bad:
-                doc = sink.emit("\n".join(para), _MISSING, path, start, f"{path}:{start}")
-                if doc is not None:
-                    yield doc
-            para, start, bad = [], n + 1, False
+                sink.too_large(f"{path}:{start}", "paragraph")
+            para, bad = [], True
             continue
         para.append(line)
     if para and not bad:

@@ -1,83 +1,320 @@
-"""Byte streams of corpus files: plain, zstd (concatenated frames) and gzip (multi-member), decoded
-incrementally so every complete line before a truncation or corruption is still delivered; and the optional
+"""Byte streams of corpus files, in bounded memory: plain, zstd (concatenated frames) and gzip (multi-member)
+decoded piece by piece, split into blocks of whole lines no longer than a record limit; and the optional
 orjson fast path for JSON lines.
+
+Memory: the decoders are fed :data:`PIECE` compressed bytes per call, and one call can expand a piece at most
+32768-fold for zstd (a 4-byte RLE block holds 128 KiB) and 1032-fold for deflate, so a compression bomb gives
+at most 64 MiB per call; decoded bytes are handed on in :data:`CHUNK` slices. :func:`line_blocks` keeps at
+most one unfinished line, and drops (without buffering) a line longer than the record limit.
+
+Damage: every byte decoded before a corrupt or truncated spot is delivered before :class:`Corrupt` or
+:class:`Truncated` is raised, with the byte offset of the damage in the compressed file. A failing piece is
+replayed one byte at a time from the last restart point (the frame start for zstd, a decoder copy for gzip),
+so the output of the blocks before the damage is not lost with the piece that contains it.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import zlib
-from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, NamedTuple
 
 from rwkv_data.errors import DependencyMissing, InputFormatError
 
-CHUNK = 1 << 20  # decompressed bytes per read; lines are split out of these chunks
+CHUNK = 1 << 20  # decoded bytes per chunk handed to the line splitter
+PIECE = 2048  # compressed bytes per decoder call: at most 64 MiB of zstd output, 2 MiB of gzip
+CHECKPOINT = 64  # gzip: a decoder copy every this many pieces, where a replay after damage starts
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class StreamError(Exception):
+    """A compressed stream cannot be read to its end; ``offset`` is the byte of the file where it failed."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class Truncated(StreamError):
+    """The compressed stream ends before its end marker (message names the file and byte)."""
+
+
+class Corrupt(StreamError):
+    """The compressed stream cannot be decoded (message names the file and byte)."""
 
 
 def open_chunks(path: str) -> Iterator[bytes]:
-    """Decompressed byte chunks; a truncated or corrupt stream is reported after the good chunks."""
+    """Decoded byte chunks of a file; damage is reported (Corrupt/Truncated) after every byte decoded before it.
+
+    Raises InputFormatError for a path that cannot be opened or is not a regular file (a folder, a FIFO,
+    /dev/zero): those have no end or no size and cannot be split into resumable work.
+    """
     name = path.lower()
     try:
-        with open(path, "rb") as f:
-            if name.endswith((".zst", ".zstd")):
-                yield from _zstd_chunks(f, path)
-            elif name.endswith(".gz"):
-                yield from _gzip_chunks(f)
-            else:
+        f = open(path, "rb")  # noqa: SIM115 - closed below; a generator cannot use `with` around its own raise
+    except OSError as exc:
+        raise InputFormatError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    with f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputFormatError(f"{path}: not a regular file ({_kind_of(mode)}); copy the data to a file first")
+        if name.endswith((".zst", ".zstd")):
+            yield from _decoded(f, path, _zstd_codec(path))
+        elif name.endswith(".gz"):
+            yield from _decoded(f, path, _Codec("gzip", lambda: zlib.decompressobj(wbits=31), (zlib.error,), True))
+        else:
+            try:
                 while chunk := f.read(CHUNK):
                     yield chunk
-    except EOFError as exc:
-        raise Truncated(f"{path}: compressed stream ends early ({exc}); the file is truncated") from exc
-    except (OSError, zlib.error) as exc:
-        if isinstance(exc, FileNotFoundError | PermissionError):
-            raise InputFormatError(f"{path}: cannot open: {exc}") from exc
-        raise Corrupt(f"{path}: corrupt compressed stream: {exc}") from exc
+            except OSError as exc:
+                raise Corrupt(f"{path}: read error at byte {f.tell():,}: {exc.strerror or exc}", f.tell()) from exc
 
 
-def _frame_chunks(f: BinaryIO, new_decoder: Callable[[], Any], unfinished: str) -> Iterator[bytes]:
-    """Decompressed chunks of a stream of concatenated frames (zstd) or members (gzip).
-
-    The decoders are used directly rather than through gzip.GzipFile / a stream reader: those discard what
-    they decoded of a truncated frame, and we want to keep every complete line before the cut.
-    """
-    d = new_decoder()
-    pending = False  # bytes of an unfinished frame were fed
-    while raw := f.read(CHUNK):
-        while raw:
-            out = d.decompress(raw)
-            pending = not d.eof
-            if out:
-                yield out
-            raw = d.unused_data if d.eof else b""
-            if d.eof:  # another frame follows: a fresh decoder for the rest
-                d = new_decoder()
-                pending = bool(raw)
-    if pending:
-        raise EOFError(unfinished)
+def _kind_of(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a plain file"
 
 
-def _zstd_chunks(f: BinaryIO, path: str) -> Iterator[bytes]:
+@dataclass(frozen=True)
+class _Codec:
+    name: str
+    new: Callable[[], Any]  # a fresh decoder (decompress(data) -> bytes, eof, unused_data)
+    errors: tuple[type[BaseException], ...]
+    copyable: bool  # decoder.copy() exists (zlib), so replays can start at a checkpoint
+
+
+def _zstd_codec(path: str) -> _Codec:
     try:
         import zstandard
     except ImportError as exc:  # pragma: no cover - zstandard is a core dependency
         raise DependencyMissing(f"{path}: reading .zst needs zstandard: pip install zstandard") from exc
-    dctx = zstandard.ZstdDecompressor()
+    dctx = zstandard.ZstdDecompressor()  # refuses windows over 128 MiB (zstd's default limit)
+    return _Codec("zstd", dctx.decompressobj, (zstandard.ZstdError,), False)
+
+
+def _what_it_is(head: bytes) -> str:
+    if head.startswith(ZSTD_MAGIC):
+        return "it is zstd data: name it .zst"
+    if head.startswith(GZIP_MAGIC):
+        return "it is gzip data: name it .gz"
+    if head.startswith(b"PAR1"):
+        return "it is a parquet file: name it .parquet"
+    return "it looks like uncompressed data: drop the .zst/.gz suffix, or compress it"
+
+
+def _magic_ok(codec: _Codec, head: bytes) -> bool:
+    if codec.name == "gzip":
+        return head.startswith(GZIP_MAGIC)
+    skippable = len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18"
+    return head.startswith(ZSTD_MAGIC) or skippable
+
+
+class _Feeder:
+    """A decoder over consecutive frames/members: ``feed`` decodes bytes at ``pos`` and advances ``pos``."""
+
+    def __init__(self, codec: _Codec, pos: int, decoder: Any, fed: bool) -> None:
+        self.codec, self.pos, self.d, self.fed = codec, pos, decoder, fed
+        self.frame_start = pos if not fed else -1  # where the current frame/member began (-1: unknown)
+        self.restart: tuple[int, Callable[[], Any], bool] = (pos, self._snapshot(), fed)
+
+    def _snapshot(self) -> Callable[[], Any]:
+        if self.codec.copyable:
+            saved = self.d.copy()
+            return saved.copy
+        return self.codec.new  # zstd: only a frame start is a restart point (a fresh decoder)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        outs = []
+        end = self.pos + len(data)
+        while data:
+            out = self.d.decompress(data)
+            if out:
+                outs.append(out)
+            if self.d.eof:  # another frame/member may follow: a fresh decoder for the rest
+                data = self.d.unused_data
+                self.d = self.codec.new()
+                self.fed = False
+                self.frame_start = end - len(data)
+                self.restart = (self.frame_start, self.codec.new, False)
+            else:
+                data = b""
+                self.fed = True
+        self.pos = end
+        return outs
+
+    def checkpoint(self) -> None:
+        if self.codec.copyable:
+            self.restart = (self.pos, self._snapshot(), self.fed)
+
+
+def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
+    head = f.read(4)
+    f.seek(0)
+    if head and not _magic_ok(codec, head):
+        raise Corrupt(f"{path}: not {codec.name} data ({_what_it_is(head)})", 0)
+    s = _Feeder(codec, 0, codec.new(), False)
+    out: list[bytes] = []
+    size = 0
+    pieces = 0
+    while True:
+        try:
+            raw = f.read(PIECE)
+        except OSError as exc:
+            raise Corrupt(f"{path}: read error at byte {s.pos:,}: {exc.strerror or exc}", s.pos) from exc
+        if not raw:
+            break
+        try:
+            outs = s.feed(raw)
+        except codec.errors as exc:
+            if out:
+                yield b"".join(out)
+            offset, frame_start = yield from _replay(f, codec, s.restart, s.pos, s.pos + len(raw))
+            if 0 < frame_start <= offset < frame_start + 4:
+                raise Corrupt(f"{path}: the {codec.name} data ends at byte {frame_start:,} and what follows is not "
+                              f"{codec.name} data (garbage appended to the file?)", frame_start) from exc
+            raise Corrupt(f"{path}: damaged {codec.name} data at byte {offset:,} of the file ({exc})", offset) from exc
+        for o in outs:
+            if len(o) > CHUNK:  # a highly compressed piece: hand it on in CHUNK slices
+                if out:
+                    yield b"".join(out)
+                    out, size = [], 0
+                for i in range(0, len(o), CHUNK):
+                    yield o[i:i + CHUNK]
+                continue
+            out.append(o)
+            size += len(o)
+            if size >= CHUNK:
+                yield b"".join(out)
+                out, size = [], 0
+        pieces += 1
+        if pieces % CHECKPOINT == 0:
+            s.checkpoint()
+    if out:
+        yield b"".join(out)
+    if s.fed:
+        unit = "frame" if codec.name == "zstd" else "member"
+        raise Truncated(f"{path}: the file ends inside a {codec.name} {unit} at byte {s.pos:,}: it is truncated "
+                        "(an interrupted download or copy?)", s.pos)
+
+
+def _replay(f: BinaryIO, codec: _Codec, restart: tuple[int, Callable[[], Any], bool], fail_pos: int,
+            fail_end: int) -> Generator[bytes, None, tuple[int, int]]:
+    """Decode again from ``restart`` (what was decoded before ``fail_pos`` is not yielded again), then the
+    failing piece one byte at a time, yielding its output up to the damage; returns the damaged byte's offset
+    and where its frame/member began."""
+    offset, make, fed = restart
+    s = _Feeder(codec, offset, make(), fed)
+    f.seek(offset)
     try:
-        yield from _frame_chunks(f, dctx.decompressobj, "zstd frame not finished")
-    except zstandard.ZstdError as exc:
-        raise Corrupt(f"{path}: corrupt zstd stream: {exc}") from exc
+        while s.pos < fail_pos:
+            s.feed(f.read(min(PIECE, fail_pos - s.pos)))
+        while s.pos < fail_end:
+            byte = f.read(1)
+            if not byte:
+                break
+            yield from s.feed(byte)
+    except codec.errors:
+        return s.pos, s.frame_start
+    except OSError:
+        pass
+    return fail_pos, -1
 
 
-def _gzip_chunks(f: BinaryIO) -> Iterator[bytes]:
-    return _frame_chunks(f, lambda: zlib.decompressobj(wbits=31), "gzip member not finished")
+class Oversize(NamedTuple):
+    """A line longer than the record limit (1-based ``line``); its bytes were dropped, never buffered."""
+
+    line: int
 
 
-class Truncated(Exception):
-    """The compressed stream ends before its end marker (message names the file)."""
+@dataclass
+class LineState:
+    """Where :func:`line_blocks` is: complete lines so far (the consumer sets ``lines`` after each block) and
+    the bytes of the unfinished line being read."""
+
+    lines: int = 0
+    partial: int = 0
 
 
-class Corrupt(Exception):
-    """The compressed stream cannot be decoded (message names the file)."""
+Block = tuple[int, "bytes | memoryview"]
+
+
+def line_blocks(chunks: Iterable[bytes], limit: int, st: LineState) -> Iterator[Block | Oversize]:
+    """Blocks of whole lines out of byte chunks, each line at most ``limit`` bytes (without its newline).
+
+    Yields ``(lines_before, block)``: consecutive complete lines, each ending in a newline but for the last line
+    of the input; the consumer must set ``st.lines`` to ``lines_before`` plus the lines of the block before it
+    asks for the next item. Yields :class:`Oversize` for a line over the limit (``st.lines`` is then that line);
+    at most ``limit`` bytes of an unfinished line are held.
+    """
+    carry = bytearray()  # the unfinished line
+    dropping = False  # inside an oversized line: its bytes are discarded up to its newline
+    for chunk in chunks:
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:  # no line ends in this chunk
+            if dropping:
+                continue
+            if len(carry) + len(chunk) > limit:
+                carry.clear()
+                dropping = True
+                st.partial = 0
+                yield Oversize(st.lines + 1)
+                continue
+            carry += chunk
+            st.partial = len(carry)
+            continue
+        start = 0
+        if carry or dropping:  # the line begun in earlier chunks ends here
+            start = chunk.find(b"\n") + 1
+            if dropping:
+                dropping = False
+            elif len(carry) + start - 1 > limit:
+                carry.clear()
+                yield Oversize(st.lines + 1)
+            else:
+                carry += memoryview(chunk)[:start]
+                line = bytes(carry)
+                carry.clear()
+                yield st.lines, line
+        if start < cut:
+            if limit < cut - start - 1:  # (only with limits below CHUNK) some line in the block may be too long
+                yield from _long_lines(chunk, start, cut, limit, st)
+            else:
+                yield st.lines, memoryview(chunk)[start:cut]
+        if cut < len(chunk):
+            if len(chunk) - cut > limit:
+                dropping = True
+                st.partial = 0
+                yield Oversize(st.lines + 1)
+            else:
+                carry += memoryview(chunk)[cut:]
+        st.partial = len(carry)
+    if carry:
+        line = bytes(carry)
+        carry.clear()
+        st.partial = 0
+        yield st.lines, line
+
+
+def _long_lines(chunk: bytes, start: int, cut: int, limit: int, st: LineState) -> Iterator[Block | Oversize]:
+    """The lines of ``chunk[start:cut]`` as runs of lines within the limit and Oversize items."""
+    run = pos = start  # run: start of the current run of lines within the limit
+    while pos < cut:
+        nl = chunk.find(b"\n", pos, cut)
+        if nl - pos > limit:
+            if run < pos:
+                yield st.lines, memoryview(chunk)[run:pos]
+            yield Oversize(st.lines + 1)
+            run = nl + 1
+        pos = nl + 1
+    if run < cut:
+        yield st.lines, memoryview(chunk)[run:cut]
 
 
 def fast_json_object(raw: bytes) -> dict[str, Any] | None:

@@ -78,6 +78,8 @@ def check_config(cfg: ShardConfig) -> None:
     check_output(cfg.output)
     if cfg.on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', not {cfg.on_error!r}")
+    if not isinstance(cfg.max_record_bytes, int) or cfg.max_record_bytes < 1:
+        raise ConfigError(f"max_record_bytes must be a byte count >= 1, not {cfg.max_record_bytes!r}")
     if cfg.workers < 0:
         raise ConfigError(f"workers must be >= 1, or 0 for one per CPU; not {cfg.workers}")
     if cfg.executor not in ("local", "ray"):
@@ -95,13 +97,13 @@ def check_config(cfg: ShardConfig) -> None:
 
 
 SPLIT_OPTIONS = ("val_fraction", "val_min_docs", "text_field", "lang_field", "lang", "split_paragraphs", "hf_split",
-                 "on_error")  # with the inputs, what decides the validation split
+                 "on_error", "max_record_bytes")  # with the inputs, what decides the validation split
 
 
 def read_options(cfg: ShardConfig) -> ReadOptions:
     """How the shard job turns records into documents."""
     return ReadOptions(cfg.text_field, cfg.lang_field, cfg.lang or None, cfg.on_error,  # type: ignore[arg-type]
-                       cfg.split_paragraphs, cfg.hf_split)
+                       cfg.split_paragraphs, cfg.hf_split, cfg.max_record_bytes)
 
 
 def validation_split_of(cfg: ShardConfig) -> ValidationSplit:

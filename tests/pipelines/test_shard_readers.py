@@ -134,8 +134,8 @@ BAD = {
     "missing_field": (_line_case(b'{"body": "x"}'), r"bad\.jsonl:2: no field 'text'"),
     "non_string_text": (_line_case(b'{"text": 42}'), r"bad\.jsonl:2: field 'text' is int"),
     "invalid_utf8": (_line_case(b'{"text": "caf\xe9"}'), r"bad\.jsonl:2: invalid UTF-8"),
-    "truncated_zstd": (_truncated_zst, r"cut\.jsonl\.zst: compressed stream ends early"),
-    "truncated_gzip": (_truncated_gz, r"cut\.jsonl\.gz: compressed stream ends early"),
+    "truncated_zstd": (_truncated_zst, r"cut\.jsonl\.zst: the file ends inside a zstd frame at byte"),
+    "truncated_gzip": (_truncated_gz, r"cut\.jsonl\.gz: the file ends inside a gzip member at byte"),
     "unreadable_parquet": (_bad_parquet, r"bad\.parquet: not a readable parquet file"),
 }
 REASON = {"truncated_zstd": "truncated_stream", "truncated_gzip": "truncated_stream"}
