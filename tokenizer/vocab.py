@@ -5,9 +5,12 @@ Text form, one token per line: ``<id> <str or bytes literal> <byte length>``, e.
 JSON form (``.json``): ``{"format": "rwkv-vocab", "version": 1, "tokens": [{"id": 1, "text": "\\u0000"},
 {"id": 255, "hex": "fe"}, ...]}``, one entry per line.
 
-Rules checked on read (each error names the file and line and says how to fix it): the line shape, the
-literal (parsed by :mod:`rwkv_data.tokenizer.literal`, never evaluated), declared length = UTF-8 byte length,
-no duplicate id, no duplicate token, id 0 unused (it is the end-of-document id), every single byte present.
+Rules checked on read (each error names the file and line and says how to fix it): the file size (at most
+:data:`MAX_VOCAB_BYTES`, checked before reading), the line shape, the literal (parsed by
+:mod:`rwkv_data.tokenizer.literal`, never evaluated), declared length = UTF-8 byte length, ids in
+1..:data:`MAX_TOKEN_ID` (0 is the end-of-document id), no duplicate id, no duplicate token, every single byte
+present. The same id range holds for :meth:`Vocab.from_tokens` and the vocab cache, so ``vocab info``,
+``encode --vocab`` and ``shard --vocab`` accept exactly the same files.
 
 >>> v = Vocab.from_tokens({i + 1: bytes([i]) for i in range(256)} | {257: b"ab"}, name="tiny")
 >>> len(v), v.max_id, v.tokens[257]
@@ -20,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from functools import cached_property
@@ -34,6 +38,10 @@ from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal, token
 WORLD_VOCAB_FILE = "rwkv_vocab_v20230424.txt"
 JSON_FORMAT = "rwkv-vocab"
 _DECIMAL = re.compile(r"[0-9]+")
+MAX_TOKEN_ID = (1 << 24) - 1  # the native core's decode table bound (TRIE_MAX_ID in _native/trie_core.h)
+MAX_VOCAB_BYTES = 64 << 20  # World is 1 MB; 64 MiB holds ~3 M tokens. Larger files are refused before reading
+_ID_DIGITS = len(str(MAX_TOKEN_ID))
+_LEN_DIGITS = 10  # a declared byte length is never longer (the file itself is at most MAX_VOCAB_BYTES)
 
 
 class _FrozenTokens(dict):  # type: ignore[type-arg]
@@ -70,13 +78,14 @@ class Vocab:
     def from_tokens(cls, tokens: Mapping[int, bytes], name: str = "custom") -> Vocab:
         """Validate an id -> bytes mapping and wrap it (ValueError naming the bad id otherwise).
 
-        Ids must be ints >= 1 (0 is end of document), tokens non-empty distinct bytes, and all 256 single
-        bytes must be tokens.
+        Ids must be ints in 1..MAX_TOKEN_ID (0 is end of document), tokens non-empty distinct bytes, and all
+        256 single bytes must be tokens.
         """
         seen: dict[bytes, int] = {}
         for i, tok in tokens.items():
-            if isinstance(i, bool) or not isinstance(i, int) or i < 1:
-                raise VocabFormatError(f"{name}: id {i!r} is invalid: ids are ints >= 1 (0 = end of document)")
+            if isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= MAX_TOKEN_ID:
+                raise VocabFormatError(f"{name}: id {_short(i)} is invalid: ids are ints in 1..{MAX_TOKEN_ID} "
+                                       "(0 = end of document)")
             if not isinstance(tok, bytes) or not tok:
                 raise VocabFormatError(f"{name}: id {i}: token must be non-empty bytes, got {tok!r}")
             if tok in seen:
@@ -111,18 +120,32 @@ class Vocab:
         return hashlib.sha256(_text_form(self)).hexdigest()
 
 
+def _short(value: object) -> str:
+    """``repr(value)``, cut to 40 characters (ids in error messages may be thousands of digits long)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 128 else f"of {value.bit_length()} bits"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check_all_bytes(token_to_id: Mapping[bytes, int], where: str) -> None:
     missing = [b for b in range(256) if bytes([b]) not in token_to_id]
     if missing:
         shown = ", ".join(f"0x{b:02x}" for b in missing[:8]) + (", ..." if len(missing) > 8 else "")
+        used = set(token_to_id.values())
         raise VocabFormatError(
             f"{where}: {len(missing)} single byte(s) are not tokens ({shown}); every byte 0x00-0xff must be a "
-            f"token so that any input encodes: add lines such as `{_free_id(token_to_id)} "
+            f"token so that any input encodes: add lines such as `{free_id(used, missing[0] + 1)} "
             f"{token_literal(bytes([missing[0]]))} 1`")
 
 
-def _free_id(token_to_id: Mapping[bytes, int]) -> int:
-    return max(token_to_id.values(), default=0) + 1
+def free_id(used: set[int], preferred: int) -> int:
+    """An id not in ``used``: ``preferred`` (World gives byte b the id b + 1) when free, else one past the
+    largest id, else the smallest free id in 1..MAX_TOKEN_ID."""
+    if 1 <= preferred <= MAX_TOKEN_ID and preferred not in used:
+        return preferred
+    top = max(used, default=0) + 1
+    if top <= MAX_TOKEN_ID:
+        return top
+    return next(i for i in range(1, MAX_TOKEN_ID + 1) if i not in used)
 
 
 def _text_form(vocab: Vocab) -> bytes:
@@ -156,6 +179,8 @@ def _parse_text_fast(text: str) -> dict[int, bytes] | None:
     tokens: dict[int, bytes] = {}
     try:
         for head, lit, quoted, tail in rows:
+            if len(head) > _ID_DIGITS or len(tail) > _LEN_DIGITS:
+                return None
             tok = parse_token_literal(lit) if "\\" in lit or lit[0] == "b" else quoted[1:-1].encode("utf-8")
             if len(tok) != int(tail) or not tok:
                 return None
@@ -163,6 +188,8 @@ def _parse_text_fast(text: str) -> dict[int, bytes] | None:
     except (LiteralError, UnicodeEncodeError):
         return None
     if len(tokens) != len(rows) or 0 in tokens or len(set(tokens.values())) != len(tokens):
+        return None
+    if max(tokens) > MAX_TOKEN_ID:
         return None
     if sum(len(t) == 1 for t in tokens.values()) != 256:
         return None
@@ -191,14 +218,22 @@ def _parse_text(path: Path, text: str) -> dict[int, bytes]:
             fail(f"expected `<id> <literal> <byte length>`, e.g. `33 'A' 1`, got {line[:60]!r}")
         head, lit, tail = line[:first], line[first + 1:last], line[last + 1:]
         if not _DECIMAL.fullmatch(head):
-            fail(f"id {head[:20]!r} is not a decimal integer; each line starts with the token id")
+            bom = " (the file starts with a byte order mark: save it as UTF-8 without BOM)" if \
+                lineno == 1 and head.startswith("\ufeff") else ""
+            fail(f"id {head[:20]!r} is not a decimal integer; each line starts with the token id{bom}")
         if not _DECIMAL.fullmatch(tail):
             fail(f"byte length {tail[:20]!r} is not a decimal integer; each line ends with the token's byte length")
+        if len(head.lstrip("0")) > _ID_DIGITS or int(head) > MAX_TOKEN_ID:
+            fail(f"id {head[:20]}{'...' if len(head) > 20 else ''} is above the largest id {MAX_TOKEN_ID} the "
+                 "tokenizer supports; renumber the tokens")
+        if len(tail.lstrip("0")) > _LEN_DIGITS:
+            fail(f"byte length {tail[:20]}... is not the token's length (a vocab line is at most a few hundred "
+                 "bytes); write the token's UTF-8 byte length")
         try:
             tok = parse_token_literal(lit)
         except LiteralError as exc:
             fail(f"bad token literal: {exc}")
-        i, n = int(head), int(tail)
+        i, n = int(head.lstrip("0") or "0"), int(tail.lstrip("0") or "0")
         if not tok:
             fail("empty token; every token needs at least one byte")
         if n != len(tok):
@@ -207,7 +242,8 @@ def _parse_text(path: Path, text: str) -> dict[int, bytes]:
         if i == 0:
             fail("id 0 is reserved for end of document; number tokens from 1")
         if i in where_id:
-            fail(f"duplicate id {i} (first defined on line {where_id[i]}); give this token a free id")
+            fail(f"duplicate id {i} (first defined on line {where_id[i]}); give this token a free id, e.g. "
+                 f"{free_id(set(where_id), max(where_id) + 1)}")
         if tok in where_tok:
             fail(f"duplicate token {lit[:40]} (already id {tokens_id(tokens, tok)} on line {where_tok[tok]}); "
                  "delete one of the two lines")
@@ -216,7 +252,7 @@ def _parse_text(path: Path, text: str) -> dict[int, bytes]:
         where_tok[tok] = lineno
     if not tokens:
         raise VocabFormatError(f"{path}: the vocab file is empty")
-    _check_all_bytes(where_tok, str(path))
+    _check_all_bytes({t: i for i, t in tokens.items()}, str(path))
     return tokens
 
 
@@ -230,6 +266,9 @@ def _parse_json(path: Path, text: str) -> dict[int, bytes]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise VocabFormatError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits, or nesting too deep
+        what = "a number of over 4300 digits" if "digits" in str(exc) else "nested too deep"
+        raise VocabFormatError(f"{path}: invalid JSON ({what}); ids are integers in 1..{MAX_TOKEN_ID}") from None
     if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT or not isinstance(doc.get("tokens"), list):
         raise VocabFormatError(f'{path}: expected {{"format": "{JSON_FORMAT}", "version": 1, "tokens": [...]}}')
     tokens: dict[int, bytes] = {}
@@ -247,10 +286,12 @@ def _parse_json(path: Path, text: str) -> dict[int, bytes]:
             raise VocabFormatError(f"{where}: id {i}: bad token value ({exc})") from None
         if not tok:
             raise VocabFormatError(f"{where}: id {i}: empty token; every token needs at least one byte")
-        if i < 1:
-            raise VocabFormatError(f"{where}: id {i} is invalid: ids are >= 1 (0 = end of document)")
+        if not 1 <= i <= MAX_TOKEN_ID:
+            raise VocabFormatError(f"{where}: id {_short(i)} is invalid: ids are in 1..{MAX_TOKEN_ID} "
+                                   "(0 = end of document)")
         if i in tokens:
-            raise VocabFormatError(f"{where}: duplicate id {i}; give this token a free id")
+            raise VocabFormatError(f"{where}: duplicate id {i}; give this token a free id, e.g. "
+                                   f"{free_id(set(tokens), max(tokens) + 1)}")
         if tok in seen:
             raise VocabFormatError(f"{where}: duplicate token {tok!r} (already id {seen[tok]}); delete one")
         tokens[i] = tok
@@ -271,7 +312,7 @@ def read_vocab(path: str | os.PathLike[str]) -> Vocab:
         FileNotFoundError: the file does not exist.
     """
     path = Path(path)
-    data = path.read_bytes()
+    data = _read_limited(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -287,6 +328,27 @@ def read_vocab(path: str | os.PathLike[str]) -> Vocab:
     vocab = Vocab((_parse_json if kind == "json" else _parse_text)(path, text), name=path.stem)
     vocab_cache.store(data, kind, vocab.tokens, vocab.sha256)
     return vocab
+
+
+def _read_limited(path: Path) -> bytes:
+    """The file's bytes, refusing (before reading them) more than MAX_VOCAB_BYTES and non-regular files that
+    never end (``/dev/zero``): at most MAX_VOCAB_BYTES + 1 bytes are ever read."""
+    st = path.stat()  # before open(): opening a FIFO would wait for a writer
+    if stat.S_ISDIR(st.st_mode):
+        raise VocabFormatError(f"{path}: is a folder, not a vocab file")
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        raise VocabFormatError(f"{path}: is a pipe, not a vocab file; save the vocab to a file first")
+    if stat.S_ISREG(st.st_mode) and st.st_size > MAX_VOCAB_BYTES:
+        data, size = b"", st.st_size
+    else:
+        with path.open("rb") as f:
+            data = f.read(MAX_VOCAB_BYTES + 1)
+        size = len(data)
+    if size > MAX_VOCAB_BYTES:
+        what = f"{size:,} bytes" if stat.S_ISREG(st.st_mode) else f"over {MAX_VOCAB_BYTES:,} bytes (not a regular file)"
+        raise VocabFormatError(f"{path}: {what}; a vocab file is at most {MAX_VOCAB_BYTES:,} bytes (World's is about "
+                               "1 MB): is this the right file?")
+    return data
 
 
 def write_vocab(vocab: Vocab, path: str | os.PathLike[str]) -> Path:

@@ -78,7 +78,9 @@ def _decode(raw: bytes, source: bytes) -> tuple[dict[int, bytes], str]:
     if sys.byteorder != "little":  # pragma: no cover - the entry is little-endian
         ids.byteswap()
         lens.byteswap()
-    if sum(lens) != blob_len or 0 in lens or (n and ids[0] < 1):
+    from rwkv_data.tokenizer.vocab import MAX_TOKEN_ID
+
+    if sum(lens) != blob_len or 0 in lens or (n and (ids[0] < 1 or ids[-1] > MAX_TOKEN_ID)):
         raise ValueError("inconsistent sizes")
     blob = raw[start + 8 * n:]
     tokens: dict[int, bytes] = {}

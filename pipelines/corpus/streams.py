@@ -55,13 +55,13 @@ def open_chunks(path: str) -> Iterator[bytes]:
     """
     name = path.lower()
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below; a generator cannot use `with` around its own raise
+        mode = os.stat(path).st_mode  # before open(): opening a FIFO would wait for a writer
+        if not stat.S_ISREG(mode):
+            raise InputFormatError(f"{path}: not a regular file ({_kind_of(mode)}); copy the data to a file first")
+        f = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputFormatError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     with f:
-        mode = os.fstat(f.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputFormatError(f"{path}: not a regular file ({_kind_of(mode)}); copy the data to a file first")
         if name.endswith((".zst", ".zstd")):
             yield from _decoded(f, path, _zstd_codec(path))
         elif name.endswith(".gz"):
@@ -131,8 +131,10 @@ class _Feeder:
         return self.codec.new  # zstd: only a frame start is a restart point (a fresh decoder)
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The output of ``data``; on a decoder error the restart point is still one before ``data``."""
         outs = []
         end = self.pos + len(data)
+        restart = None
         while data:
             out = self.d.decompress(data)
             if out:
@@ -142,11 +144,13 @@ class _Feeder:
                 self.d = self.codec.new()
                 self.fed = False
                 self.frame_start = end - len(data)
-                self.restart = (self.frame_start, self.codec.new, False)
+                restart = (self.frame_start, self.codec.new, False)
             else:
                 data = b""
                 self.fed = True
         self.pos = end
+        if restart is not None:
+            self.restart = restart
         return outs
 
     def checkpoint(self) -> None:
