@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,24 +55,41 @@ def _wanted(lt: LangText, langs: Sequence[str]) -> bool:
 
 
 def _jsonl_lines(path: Path) -> Iterable[tuple[int, str]]:
-    if path.name.endswith((".zst", ".zstd")):
-        try:
-            import zstandard
-        except ImportError as exc:
-            raise DependencyMissing("reading .zst needs zstandard: pip install zstandard") from exc
-        with path.open("rb") as f:
-            yield from enumerate(io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(f), encoding="utf-8"), 1)
-    else:
-        with path.open(encoding="utf-8") as f:
-            yield from enumerate(f, 1)
+    """(1-based number, line) of a jsonl[.zst|.gz] file, in bounded memory (the corpus readers' line splitter:
+    a line over MAX_RECORD_BYTES, invalid UTF-8 or a damaged stream is an InputFormatError naming the line)."""
+    from rwkv_data.config import MAX_RECORD_BYTES
+    from rwkv_data.pipelines.corpus.streams import LineState, Oversize, StreamError, line_blocks, open_chunks
+
+    st = LineState()
+    try:
+        for item in line_blocks(open_chunks(str(path)), MAX_RECORD_BYTES, st):
+            if type(item) is Oversize:
+                raise InputFormatError(f"{path}:{item.line}: a line longer than {MAX_RECORD_BYTES:,} bytes; is this "
+                                       "an audit corpus?")
+            n, block = item
+            lines = bytes(block).split(b"\n")
+            if block[-1] == 10:
+                lines.pop()
+            st.lines = n + len(lines)
+            for raw in lines:
+                n += 1
+                try:
+                    yield n, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputFormatError(f"{path}:{n}: invalid UTF-8 at byte {exc.start} of the line") from None
+    except StreamError as exc:
+        raise InputFormatError(f"{exc}; lines 1-{st.lines} were read") from None
 
 
 def is_parallel_file(path: str | Path) -> bool:
     """True when the first record of a jsonl(.zst) file has a list of aligned units."""
     for _, line in _jsonl_lines(Path(path)):
         if line.strip():
-            rec = json.loads(line)
-            return any(isinstance(rec.get(k), list) for k in UNIT_FIELDS)
+            try:
+                rec = json.loads(line)
+            except ValueError:  # not JSON: the mono reader reports it with its line
+                return False
+            return isinstance(rec, dict) and any(isinstance(rec.get(k), list) for k in UNIT_FIELDS)
     return False
 
 

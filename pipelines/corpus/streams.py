@@ -2,9 +2,10 @@
 decoded piece by piece, split into blocks of whole lines no longer than a record limit; and the optional
 orjson fast path for JSON lines.
 
-Memory: the decoders are fed :data:`PIECE` compressed bytes per call, and one call can expand a piece at most
-32768-fold for zstd (a 4-byte RLE block holds 128 KiB) and 1032-fold for deflate, so a compression bomb gives
-at most 64 MiB per call; decoded bytes are handed on in :data:`CHUNK` slices. :func:`line_blocks` keeps at
+Memory: the decoders are fed a bounded piece of compressed bytes per call, and one call can expand a piece at
+most 32768-fold for zstd (a 4-byte RLE block holds 128 KiB; pieces of :data:`ZSTD_PIECE`) and 1032-fold for
+deflate (pieces of :data:`GZIP_PIECE`), so a compression bomb gives at most 64 MiB per call; decoded bytes are
+handed on in :data:`CHUNK` slices. :func:`line_blocks` keeps at
 most one unfinished line, and drops (without buffering) a line longer than the record limit.
 
 Damage: every byte decoded before a corrupt or truncated spot is delivered before :class:`Corrupt` or
@@ -25,8 +26,9 @@ from typing import Any, BinaryIO, NamedTuple
 from rwkv_data.errors import DependencyMissing, InputFormatError
 
 CHUNK = 1 << 20  # decoded bytes per chunk handed to the line splitter
-PIECE = 2048  # compressed bytes per decoder call: at most 64 MiB of zstd output, 2 MiB of gzip
-CHECKPOINT = 64  # gzip: a decoder copy every this many pieces, where a replay after damage starts
+ZSTD_PIECE = 2048  # compressed bytes per zstd call: at most 64 MiB of output
+GZIP_PIECE = 32768  # per zlib call: at most 32 MiB (smaller pieces cost zlib a window copy per call)
+CHECKPOINT_BYTES = 1 << 17  # gzip: a decoder copy every 128 KiB of input, where a replay after damage starts
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -65,7 +67,8 @@ def open_chunks(path: str) -> Iterator[bytes]:
         if name.endswith((".zst", ".zstd")):
             yield from _decoded(f, path, _zstd_codec(path))
         elif name.endswith(".gz"):
-            yield from _decoded(f, path, _Codec("gzip", lambda: zlib.decompressobj(wbits=31), (zlib.error,), True))
+            yield from _decoded(f, path, _Codec("gzip", lambda: zlib.decompressobj(wbits=31), (zlib.error,), True,
+                                                GZIP_PIECE))
         else:
             try:
                 while chunk := f.read(CHUNK):
@@ -88,6 +91,7 @@ class _Codec:
     new: Callable[[], Any]  # a fresh decoder (decompress(data) -> bytes, eof, unused_data)
     errors: tuple[type[BaseException], ...]
     copyable: bool  # decoder.copy() exists (zlib), so replays can start at a checkpoint
+    piece: int  # compressed bytes per decoder call
 
 
 def _zstd_codec(path: str) -> _Codec:
@@ -96,7 +100,7 @@ def _zstd_codec(path: str) -> _Codec:
     except ImportError as exc:  # pragma: no cover - zstandard is a core dependency
         raise DependencyMissing(f"{path}: reading .zst needs zstandard: pip install zstandard") from exc
     dctx = zstandard.ZstdDecompressor()  # refuses windows over 128 MiB (zstd's default limit)
-    return _Codec("zstd", dctx.decompressobj, (zstandard.ZstdError,), False)
+    return _Codec("zstd", dctx.decompressobj, (zstandard.ZstdError,), False, ZSTD_PIECE)
 
 
 def _what_it_is(head: bytes) -> str:
@@ -167,9 +171,10 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
     out: list[bytes] = []
     size = 0
     pieces = 0
+    every = max(1, CHECKPOINT_BYTES // codec.piece)
     while True:
         try:
-            raw = f.read(PIECE)
+            raw = f.read(codec.piece)
         except OSError as exc:
             raise Corrupt(f"{path}: read error at byte {s.pos:,}: {exc.strerror or exc}", s.pos) from exc
         if not raw:
@@ -198,7 +203,7 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
                 yield b"".join(out)
                 out, size = [], 0
         pieces += 1
-        if pieces % CHECKPOINT == 0:
+        if pieces % every == 0:
             s.checkpoint()
     if out:
         yield b"".join(out)
@@ -218,7 +223,7 @@ def _replay(f: BinaryIO, codec: _Codec, restart: tuple[int, Callable[[], Any], b
     f.seek(offset)
     try:
         while s.pos < fail_pos:
-            s.feed(f.read(min(PIECE, fail_pos - s.pos)))
+            s.feed(f.read(min(codec.piece, fail_pos - s.pos)))
         while s.pos < fail_end:
             byte = f.read(1)
             if not byte:

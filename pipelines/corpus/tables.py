@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rwkv_data.pipelines.corpus.readers import Document, ReadOptions, Unit, _Sink
 
 BATCH_ROWS = 2048
+BATCH_BYTES = 32 << 20  # parquet: fewer rows per batch when rows are large, so a batch stays near this size
 
 
 def iter_table_unit(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
@@ -76,7 +77,14 @@ def _iter_parquet(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Docume
     if unit.index < 0:  # the footer was unreadable when the units were listed but reads now
         raise InputFormatError(f"{unit.path}: the file changed while it was being read; run again")
     cols = [c for c in (opts.text_field, opts.lang_field) if c in present] or None
-    batches = iter(pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[unit.index], columns=cols))
+    try:
+        rg = pf.metadata.row_group(unit.index)
+        size = sum(rg.column(j).total_uncompressed_size for j in range(rg.num_columns)
+                   if cols is None or rg.column(j).path_in_schema in cols)
+        batch_rows = max(1, min(BATCH_ROWS, BATCH_BYTES * max(rg.num_rows, 1) // max(size, 1)))
+    except Exception:  # noqa: BLE001 - odd metadata: the default batch size
+        batch_rows = BATCH_ROWS
+    batches = iter(pf.iter_batches(batch_size=batch_rows, row_groups=[unit.index], columns=cols))
     yield from _rows(batches, unit, first, opts, sink, "unreadable_parquet")
 
 
