@@ -32,7 +32,14 @@ from torch.nn.utils import parametrize
 from rwkv_data.config import FinetuneConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
 from rwkv_data.pipelines.train import modelio, vocab_check
-from rwkv_data.pipelines.train.job import MixedSource, WindowSource, check_init_shape, fit, val_evaluator
+from rwkv_data.pipelines.train.job import (
+    MixedSource,
+    Schedule,
+    WindowSource,
+    check_init_shape,
+    fit,
+    val_evaluator,
+)
 from rwkv_data.pipelines.train.state import atomic_write_text, load_training_state
 
 log = logging.getLogger(__name__)
@@ -203,6 +210,7 @@ def run(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
         source = MixedSource(main, replay, cfg.replay_share)
         # One pass over the target data: the replayed samples come on top of it.
         budget = cfg.token_budget or int(main.num_tokens / (1.0 - cfg.replay_share))
+    Schedule.of(cfg, budget)  # a step larger than the budget fails here, before anything is written
     model, info = prepare(cfg, device, p)
     modelio.check_batch_memory(model, cfg.micro_bsz, cfg.ctx_len)
     atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))

@@ -128,6 +128,10 @@ class Schedule:
     @classmethod
     def of(cls, cfg: TrainConfig, token_budget: int) -> Schedule:
         tokens_per_step = cfg.micro_bsz * cfg.grad_accum * cfg.world_size * cfg.ctx_len
+        if tokens_per_step > token_budget:  # also stops an absurd --grad-accum before hours of one step
+            raise ConfigError(f"one optimizer step reads {tokens_per_step:,} tokens (--micro-bsz x --grad-accum x "
+                              f"world size x --ctx-len), more than the {token_budget:,} tokens of the budget "
+                              "(--token-budget, default one pass over the data); lower --micro-bsz or --grad-accum")
         total = max(1, math.ceil(token_budget / tokens_per_step))
         return cls(tokens_per_step, token_budget, total, min(total, cfg.max_steps) if cfg.max_steps > 0 else total)
 
@@ -336,6 +340,7 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     vocab_check.check_ids_fit(cfg.data, source.tokens, modelio.vocab_rows(model), what)
     modelio.check_batch_memory(model, cfg.micro_bsz, cfg.ctx_len)
     token_budget = cfg.token_budget or source.num_tokens
+    Schedule.of(cfg, token_budget)  # a step larger than the budget fails here, before anything is written
     if distributed.is_main():
         atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
     evaluator = val_evaluator(cfg, device, tok, what) if cfg.val_data and distributed.is_main() else None

@@ -196,7 +196,8 @@ BAD_OPTIONS = [
     ("train", "--precision", "fp8"), ("train", "--save-dtype", "fp16"), ("train", "--device", "gpu"),
     ("train", "--n-embd", "48"),  # not a multiple of --head-size 32
     ("train", "--n-layer", "1000000000"), ("train", "--micro-bsz", "1000000000"),
-    ("train", "--ctx-len", "1000000000"),
+    ("train", "--ctx-len", "1000000000"), ("train", "--grad-accum", "1000000000"),
+    ("finetune", "--grad-accum", "1000000000"),
     *[("evaluate", "--confidence", v) for v in ("0", "1", "1.5", "-0.5", "nan", "inf")],
     *[("evaluate", f, "-1") for f in ("--bootstrap", "--max-docs", "--seed")],
     *[("evaluate", f, "0") for f in ("--ctx-len", "--batch-size")],
@@ -215,6 +216,7 @@ def test_bad_option_values_are_refused(w: dict[str, Path], capsys: pytest.Captur
     out = w["root"] / f"bad-{job}-{flag}-{value}"
     line = refused([*base, flag, value, "--out-dir", out], capsys)
     assert flag[2:].replace("-", "_") in line or flag in line or "needs about" in line or "magic_prime" in line, line
+    assert "Traceback" not in line
     assert not (out / "config.json").exists()
 
 
