@@ -155,6 +155,8 @@ def _vocab_options(fn: Any) -> Any:
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
                      help="TOML config (a [vocab] section or top-level keys of VocabConfig); flags override it."),
         click.option("--languages", help="Comma-separated languages to use (default: all in the input)."),
+        click.option("--max-record-bytes", type=click.IntRange(min=1), help="Longest line / document / cell read. "
+                     + _vocab_default("max_record_bytes")),
         click.option("--sampling", type=click.Choice(["unimax", "temperature"]), help=_vocab_default("sampling")),
         click.option("--sample-chars", type=int, help="Characters fed to the candidate trainers. "
                      + _vocab_default("sample_chars")),

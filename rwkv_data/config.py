@@ -195,6 +195,7 @@ class VocabConfig:
     """
 
     inputs: tuple[str, ...] = ()  # files, folders or globs read with pipelines.readers (records need `lang`)
+    max_record_bytes: int = MAX_RECORD_BYTES  # a longer line / document / cell in the inputs is an error
     output: str = "vocab.txt"  # World text form (.json: the JSON twin); meta goes to <output>.meta.json
     vocab_size: int = 65536  # ids 0..vocab_size-1; id 0 is reserved (end of document), ids 1..256 the bytes
     languages: tuple[str, ...] = ()  # train on these languages only (empty: every language in the input)

@@ -48,7 +48,7 @@ class _Corpus:
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         bar = tqdm(desc="reading", unit=" docs", leave=False, dynamic_ncols=True)
-        for doc in iter_documents(self.cfg.inputs):
+        for doc in iter_documents(self.cfg.inputs, max_record_bytes=self.cfg.max_record_bytes):
             if self.exclude is not None and self.exclude(doc.data or doc.text.encode("utf-8"), doc.lang):
                 self.excluded[doc.lang] += 1
                 continue

@@ -290,3 +290,22 @@ def test_nul_bytes_and_invalid_utf8_are_records_not_crashes(tmp_path: Path, json
     stats = ReadStats()
     assert _docs(p, on_error="skip", stats=stats) == [("a\x00b", 1), ("ok", 4)]
     assert stats.skipped == Counter(invalid_json=1, invalid_utf8=1)
+
+
+def test_vocab_train_and_audit_read_with_the_limit(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rwkv_data.cli import cli
+
+    p = tmp_path / "en.jsonl"
+    p.write_bytes(b'{"text": "ok", "lang": "en"}\n{"text": "' + b"x" * 500 + b'", "lang": "en"}\n')
+    result = CliRunner().invoke(cli, ["vocab", "train", str(p), "-o", str(tmp_path / "v.txt"),
+                                      "--max-record-bytes", "100"])
+    assert isinstance(result.exception, InputFormatError)
+    assert f"{p}:2: line longer than 100 bytes" in str(result.exception)
+    bomb = tmp_path / "bomb.jsonl.zst"
+    _zst_line_bomb(bomb, 80 * MB)
+    from rwkv_data.pipelines.audit.corpus import is_parallel_file
+
+    with pytest.raises(InputFormatError, match=rf"{bomb}:1: a line longer than 67,108,864 bytes"):
+        is_parallel_file(bomb)
