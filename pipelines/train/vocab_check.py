@@ -37,8 +37,21 @@ def load_tokenizer(vocab: str) -> Any:
     return TrieTokenizer.from_file(vocab)
 
 
+def require_shard(prefix: str | Path) -> None:
+    """ConfigError when ``prefix`` names no shard (neither ``P.bin`` nor ``P.idx``), with the likely fix."""
+    if Path(f"{prefix}.bin").is_file() or Path(f"{prefix}.idx").is_file():
+        return
+    text = str(prefix)
+    hint = "pass the prefix P given to `rwkv-data shard -o P`"
+    for ext in (".bin", ".idx", ".meta.json"):
+        if text.endswith(ext) and Path(text[: -len(ext)] + ".bin").is_file():
+            hint = f"pass the prefix without {ext}: {text[: -len(ext)]}"
+    raise ConfigError(f"{prefix}: no shard there ({prefix}.bin and {prefix}.idx are missing); {hint}")
+
+
 def shard_tokenizer_meta(prefix: str | Path) -> dict[str, Any] | None:
     """``P.meta.json``'s ``tokenizer`` entry (None when the shard has no metadata file)."""
+    require_shard(prefix)
     path = Path(f"{prefix}.meta.json")
     if not path.is_file():
         return None

@@ -123,6 +123,17 @@ def test_a_shard_without_metadata_needs_vocab(w: dict[str, Path], capsys: pytest
             capsys, "--vocab")
 
 
+@pytest.mark.parametrize("job", ["train", "evaluate", "finetune"])
+def test_a_missing_shard_is_named(w: dict[str, Path], job: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = {"train": ["train", *TINY], "evaluate": ["evaluate", "--checkpoint", w["m.pth"]],
+            "finetune": ["finetune", "--init", w["m.pth"], *TINY]}[job]
+    out = ["--out-dir", w["root"] / f"o-missing-{job}"]
+    refused([*args, "--data", w["root"] / "nowhere", *out], capsys, "nowhere", "no shard")
+    refused([*args, "--data", f"{w['P']}.bin", *out], capsys, "without .bin")
+    if job != "evaluate":
+        refused([*args, "--data", w["P"], "--val-data", w["root"] / "nowhere", *out], capsys, "nowhere", "no shard")
+
+
 def test_without_vocab_the_recorded_one_is_used(w: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     code, err = cli(["evaluate", "--checkpoint", w["m.pth"], "--data", w["P_val"], "--device", "cpu",
                      "--bootstrap", "0", "--out-dir", w["root"] / "e-rec"], capsys)
