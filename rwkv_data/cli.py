@@ -53,6 +53,22 @@ def _load_tokenizer(vocab: str | None) -> Any:
 _VOCAB_HELP = "Vocab file (World .txt or .json); default: RWKV World (bundled)."
 
 
+def _read_input(path: str | None) -> bytes:
+    """--file's bytes (stdin without one), at most MAX_RECORD_BYTES: /dev/zero or a huge file is one error."""
+    from rwkv_data.config import MAX_RECORD_BYTES
+    from rwkv_data.errors import InputFormatError
+
+    if path is None:
+        data, name = sys.stdin.buffer.read(MAX_RECORD_BYTES + 1), "stdin"
+    else:
+        with open(path, "rb") as f:
+            data, name = f.read(MAX_RECORD_BYTES + 1), path
+    if len(data) > MAX_RECORD_BYTES:
+        raise InputFormatError(f"{name}: over {MAX_RECORD_BYTES:,} bytes; encode reads one document into memory: "
+                               "tokenize corpora with `rwkv-data shard`")
+    return data
+
+
 @cli.command("encode")
 @click.argument("text", required=False)
 @click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="Encode this file's bytes.")
@@ -61,14 +77,11 @@ _VOCAB_HELP = "Vocab file (World .txt or .json); default: RWKV World (bundled)."
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def encode_cmd(text: str | None, file_: str | None, vocab: str | None, pieces: bool, as_json: bool) -> None:
     """Encode TEXT, --file F, or stdin (when neither is given) to token ids."""
-    from pathlib import Path
-
     from rwkv_data.tokenizer.literal import token_literal
 
     if text is not None and file_ is not None:
         raise click.UsageError("give TEXT or --file, not both")
-    data = text.encode("utf-8") if text is not None else (
-        Path(file_).read_bytes() if file_ else sys.stdin.buffer.read())
+    data = text.encode("utf-8") if text is not None else _read_input(file_)
     tok = _load_tokenizer(vocab)
     pairs = tok.pieces(data)
     ids = [i for i, _ in pairs]

@@ -30,6 +30,7 @@ from rwkv_data.pipelines.corpus.streams import (
     StreamError,
     Truncated,
     fast_json_object,
+    file_kind,
     line_blocks,
     open_chunks,
 )
@@ -229,6 +230,9 @@ def _expand_path(path: Path, opts: ReadOptions, explicit: bool) -> list[Unit]:
         return out
     if not path.exists():
         raise InputFormatError(f"{path}: no such file or folder")
+    if not path.is_file():  # a FIFO, a device, a socket: no end, or no size to resume by
+        raise InputFormatError(f"{path}: not a regular file ({file_kind(path.stat().st_mode)}); copy the data to a "
+                               "file first")
     name = path.name
     if name.endswith(".parquet"):
         return _parquet_units(path)

@@ -59,7 +59,7 @@ def open_chunks(path: str) -> Iterator[bytes]:
     try:
         mode = os.stat(path).st_mode  # before open(): opening a FIFO would wait for a writer
         if not stat.S_ISREG(mode):
-            raise InputFormatError(f"{path}: not a regular file ({_kind_of(mode)}); copy the data to a file first")
+            raise InputFormatError(f"{path}: not a regular file ({file_kind(mode)}); copy the data to a file first")
         f = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputFormatError(f"{path}: cannot open: {exc.strerror or exc}") from exc
@@ -71,13 +71,18 @@ def open_chunks(path: str) -> Iterator[bytes]:
                                                 GZIP_PIECE))
         else:
             try:
-                while chunk := f.read(CHUNK):
+                chunk = f.read(CHUNK)
+                if chunk.startswith((ZSTD_MAGIC, GZIP_MAGIC)):  # never the start of text
+                    raise Corrupt(f"{path}: compressed data in a file named as plain text ({_what_it_is(chunk)})", 0)
+                while chunk:
                     yield chunk
+                    chunk = f.read(CHUNK)
             except OSError as exc:
                 raise Corrupt(f"{path}: read error at byte {f.tell():,}: {exc.strerror or exc}", f.tell()) from exc
 
 
-def _kind_of(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, from its ``st_mode`` ("a FIFO", "a character device", ...)."""
     for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
@@ -105,11 +110,11 @@ def _zstd_codec(path: str) -> _Codec:
 
 def _what_it_is(head: bytes) -> str:
     if head.startswith(ZSTD_MAGIC):
-        return "it is zstd data: name it .zst"
+        return "it is zstd data: its name should end in .zst"
     if head.startswith(GZIP_MAGIC):
-        return "it is gzip data: name it .gz"
+        return "it is gzip data: its name should end in .gz"
     if head.startswith(b"PAR1"):
-        return "it is a parquet file: name it .parquet"
+        return "it is a parquet file: its name should end in .parquet"
     return "it looks like uncompressed data: drop the .zst/.gz suffix, or compress it"
 
 

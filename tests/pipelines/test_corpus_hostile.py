@@ -252,7 +252,7 @@ def test_mislabelled_garbage_appended_and_empty(tmp_path: Path) -> None:
     recs = b'{"text": "one"}\n{"text": "two"}\n'
     cases = {
         "plain.jsonl.zst": (recs, r"not zstd data \(it looks like uncompressed data"),
-        "zstd.jsonl.gz": (zstandard.ZstdCompressor().compress(recs), r"not gzip data \(it is zstd data: name it .zst"),
+        "zstd.jsonl.gz": (zstandard.ZstdCompressor().compress(recs), r"not gzip data \(it is zstd data: its name should end in .zst"),
         "gzip.jsonl.zst": (gzip.compress(recs), r"not zstd data \(it is gzip data"),
         "tail.jsonl.gz": (gzip.compress(recs) + b"garbage!", r"the gzip data ends at byte \d+ and what follows is not"),
         "tail.jsonl.zst": (zstandard.ZstdCompressor().compress(recs) + b"\0" * 64, r"the zstd data ends at byte \d+"),
@@ -280,8 +280,12 @@ def test_non_regular_files_are_refused(tmp_path: Path) -> None:
     dev.symlink_to("/dev/zero")
     with pytest.raises(InputFormatError, match=rf"{dev}: not a regular file \(a character device\)"):
         _docs(dev)
-    with pytest.raises(InputFormatError, match="unsupported input type"):
+    with pytest.raises(InputFormatError, match=r"/dev/zero: not a regular file \(a character device\)"):
         _docs(Path("/dev/zero"))
+    plain = tmp_path / "packed.jsonl"  # compressed data under a plain name
+    plain.write_bytes(gzip.compress(b'{"text": "x"}\n'))
+    with pytest.raises(InputFormatError, match=rf"{plain}: compressed data in a file named as plain text \(it is gzip"):
+        _docs(plain)
 
 
 def test_nul_bytes_and_invalid_utf8_are_records_not_crashes(tmp_path: Path, json_path: str) -> None:
@@ -309,3 +313,13 @@ def test_vocab_train_and_audit_read_with_the_limit(tmp_path: Path) -> None:
 
     with pytest.raises(InputFormatError, match=rf"{bomb}:1: a line longer than 67,108,864 bytes"):
         is_parallel_file(bomb)
+
+
+def test_encode_input_is_bounded(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rwkv_data.cli import cli
+
+    result = CliRunner().invoke(cli, ["encode", "--file", "/dev/zero"])
+    assert isinstance(result.exception, InputFormatError)
+    assert str(result.exception).startswith("/dev/zero: over 67,108,864 bytes; encode reads one document")
