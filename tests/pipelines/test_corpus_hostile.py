@@ -252,7 +252,8 @@ def test_mislabelled_garbage_appended_and_empty(tmp_path: Path) -> None:
     recs = b'{"text": "one"}\n{"text": "two"}\n'
     cases = {
         "plain.jsonl.zst": (recs, r"not zstd data \(it looks like uncompressed data"),
-        "zstd.jsonl.gz": (zstandard.ZstdCompressor().compress(recs), r"not gzip data \(it is zstd data: its name should end in .zst"),
+        "zstd.jsonl.gz": (zstandard.ZstdCompressor().compress(recs),
+                          r"not gzip data \(it is zstd data: its name should end in .zst"),
         "gzip.jsonl.zst": (gzip.compress(recs), r"not zstd data \(it is gzip data"),
         "tail.jsonl.gz": (gzip.compress(recs) + b"garbage!", r"the gzip data ends at byte \d+ and what follows is not"),
         "tail.jsonl.zst": (zstandard.ZstdCompressor().compress(recs) + b"\0" * 64, r"the zstd data ends at byte \d+"),
