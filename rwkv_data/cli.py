@@ -351,6 +351,7 @@ def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tup
     lines += [f"ctx_len {m['ctx_len']}: {m['train_args']}" + ("" if m["ok"] else f"  (!) {m['problem']}")
               for m in tr["rwkv_lm"]]
     lines.append("skipped: " + (", ".join(f"{k}={v}" for k, v in tr["skipped"].items()) or "none"))
+    lines += [f"  first {k}: {v}" for k, v in tr.get("skipped_examples", {}).items()]  # file, line / byte offset
     emit(metas, as_json, "\n".join(lines))
 
 

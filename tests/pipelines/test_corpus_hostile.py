@@ -246,6 +246,11 @@ def test_truncated_file_keeps_complete_lines(tmp_path: Path, kind: str) -> None:
     assert stats.skipped == Counter(truncated_stream=1)
     assert f"at byte {len(packed) // 2:,}" in stats.first_skip["truncated_stream"]
     assert len(kept) > 1000 and [t for t, _ in kept] == [f"doc {i} " + "w" * (i % 97) for i in range(len(kept))]
+    if kind == "zst":  # the shard summary names the file, the byte and the lines read
+        code, out, _ = _shard(tmp_path, p, "--on-error", "skip")
+        assert code == 0 and "skipped: truncated_stream=1" in out, out[-2000:]
+        assert f"first truncated_stream: {p}: the file ends inside a zstd frame at byte {len(packed) // 2:,}" in out
+        assert f"lines 1-{len(kept)} were read" in out
 
 
 def test_mislabelled_garbage_appended_and_empty(tmp_path: Path) -> None:
