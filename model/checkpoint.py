@@ -144,13 +144,16 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def save_checkpoint(model: RWKV7, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+def save_checkpoint(model: RWKV7, path: str | Path, *, dtype: torch.dtype | None = None,
+                    extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` as an official checkpoint at ``path`` and its config as ``path.with_suffix('.json')``.
 
     Args:
         model: the model to save (its ``state_dict`` keys are the official names).
         path: target ``.pth`` file; the parent directory must exist. Both files are written atomically.
         dtype: tensor dtype on disk (``torch.bfloat16`` as official releases); ``None`` keeps the model's.
+        extra: more entries for the ``.json`` (e.g. ``vocab``: the tokenizer the model was trained with); they
+            never replace ``format``, ``config`` or ``dtype``.
 
     Returns:
         The ``.pth`` path. It loads with :func:`load_checkpoint`, RWKV-LM and the ``rwkv`` pip package.
@@ -160,7 +163,8 @@ def save_checkpoint(model: RWKV7, path: str | Path, *, dtype: torch.dtype | None
         raise FileNotFoundError(f"{path.parent}: directory does not exist")
     sd = {k: v.detach().to("cpu", dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
     _atomic_write(path, lambda tmp: torch.save(sd, tmp))
-    meta = {"format": FORMAT, "config": model.config.to_dict(), "dtype": str(next(iter(sd.values())).dtype)}
+    meta = {**(extra or {}), "format": FORMAT, "config": model.config.to_dict(),
+            "dtype": str(next(iter(sd.values())).dtype)}
     text = json.dumps(meta, indent=2) + "\n"
     _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path

@@ -20,6 +20,7 @@ checkpoints RWKV-LM advises lr ~1e-5.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -132,6 +133,7 @@ def plan(cfg: FinetuneConfig) -> Plan:
         base, spec = vocab_check.load_tokenizer(cfg.vocab or "world"), cfg.vocab or "world"
     else:
         base, spec = vocab_check.recorded_tokenizer(shard)
+    vocab_check.check_checkpoint_vocab(cfg.init, base, spec)
     if base.vocab_size > rows:
         raise CheckpointError(f"--vocab {vocab_check.describe(base, spec)} has ids up to {base.vocab_size - 1} but "
                               f"--init {cfg.init} has {rows} embedding rows; pass the vocab the checkpoint was "
@@ -181,7 +183,7 @@ def prepare(cfg: FinetuneConfig, device: torch.device, planned: Plan | None = No
         log.info("vocab extended by %d tokens to %d rows", p.added, info["vocab_size"])
     model = modelio.from_state_dict(p.state_dict, device)
     if p.grown is not None:
-        modelio.export_checkpoint(model, out_dir / "rwkv-init.pth", cfg.save_dtype)
+        modelio.export_checkpoint(model, out_dir / "rwkv-init.pth", cfg.save_dtype, vocab=p.grown)
     if cfg.lora_rank > 0:
         torch.manual_seed(cfg.seed)
         info["lora_matrices"] = add_lora(model, cfg.lora_rank, cfg.lora_alpha)
@@ -215,7 +217,8 @@ def run(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     modelio.check_batch_memory(model, cfg.micro_bsz, cfg.ctx_len)
     atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
     evaluator = val_evaluator(cfg, device, val_tok, f"--init {cfg.init}") if val_tok is not None else None
-    stats = fit(cfg, model, source, budget, out_dir, evaluator=evaluator, progress=progress)
+    export = functools.partial(modelio.export_checkpoint, vocab=p.grown or p.base)  # the .json records the vocab
+    stats = fit(cfg, model, source, budget, out_dir, evaluator=evaluator, export=export, progress=progress)
     stats.update(info)
     atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2))
     return stats

@@ -15,6 +15,7 @@ equals the uninterrupted one bit for bit (on the same device and thread count).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -296,6 +297,7 @@ def build_model(cfg: TrainConfig, tok: Any, device: torch.device) -> tuple[torch
             raise ConfigError(f"--vocab-size {cfg.vocab_size} but --init {cfg.init} has {rows} embedding rows; "
                               "drop --vocab-size (the checkpoint fixes it)")
         what = f"--init {cfg.init}"
+        vocab_check.check_checkpoint_vocab(cfg.init, tok, cfg.vocab or f"{cfg.data}'s vocab")
         check_init_shape(cfg, modelio.shape_of(model.state_dict()))
     else:
         rows = cfg.vocab_size or modelio.padded_rows(tok.vocab_size)
@@ -344,7 +346,8 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if distributed.is_main():
         atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
     evaluator = val_evaluator(cfg, device, tok, what) if cfg.val_data and distributed.is_main() else None
-    stats = fit(cfg, model, source, token_budget, out_dir, evaluator=evaluator, progress=progress)
+    export = functools.partial(modelio.export_checkpoint, vocab=tok)  # the .json records the vocab
+    stats = fit(cfg, model, source, token_budget, out_dir, evaluator=evaluator, export=export, progress=progress)
     stats["magic_prime"] = source.sampler.magic_prime
     stats["data_tokens"] = source.num_tokens
     if distributed.is_main():

@@ -175,16 +175,30 @@ def official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def export_checkpoint(model: torch.nn.Module, path: str | Path, dtype: str = "fp32") -> Path:
-    """Write ``path`` (official .pth) and ``path.with_suffix('.json')`` (config), atomically, via the model
-    package; a LoRA-parametrized model is first rebuilt as a plain one with the merged weights."""
+def export_checkpoint(model: torch.nn.Module, path: str | Path, dtype: str = "fp32", vocab: Any = None) -> Path:
+    """Write ``path`` (official .pth) and ``path.with_suffix('.json')`` (config, and the name, sha256 and size
+    of the ``vocab`` tokenizer when given), atomically, via the model package; a LoRA-parametrized model is
+    first rebuilt as a plain one with the merged weights."""
     if dtype not in DTYPES:
         raise ConfigError(f"save dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     plain = model
     if any(parametrize.is_parametrized(m) for m in model.modules()):
         plain = RWKV7(model.config)  # type: ignore[arg-type]
         plain.load_state_dict(official_state_dict(model))
-    return save_checkpoint(plain, path, dtype=DTYPES[dtype])  # type: ignore[arg-type]
+    extra = None if vocab is None else {"vocab": {"name": vocab.name, "sha256": vocab.sha256,
+                                                  "vocab_size": vocab.vocab_size}}
+    return save_checkpoint(plain, path, dtype=DTYPES[dtype], extra=extra)  # type: ignore[arg-type]
+
+
+def checkpoint_vocab(path: str | Path) -> dict[str, Any] | None:
+    """The ``vocab`` entry :func:`export_checkpoint` wrote next to ``path`` (None for other checkpoints)."""
+    side = Path(path).with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    vocab = meta.get("vocab") if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+    return vocab if isinstance(vocab, dict) and isinstance(vocab.get("sha256"), str) else None
 
 
 def forward(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:

@@ -156,3 +156,17 @@ def check_ids_fit(prefix: str | Path, tokens: np.ndarray, rows: int, model_desc:
         raise CheckpointError(f"{prefix} holds token id {top} but {model_desc} has {rows} embedding rows "
                               f"(ids 0..{rows - 1}); use a model (or --vocab-size) with more than {top} rows, or "
                               "the vocab the model was trained with")
+
+
+def check_checkpoint_vocab(checkpoint: str | Path, tok: Any, spec: str, flag: str = "--vocab",
+                           also: Sequence[Any] = ()) -> None:
+    """Refuse ``tok`` when ``checkpoint``'s ``.json`` records another vocab (checkpoints trained here record
+    theirs; official ones record none and are not checked)."""
+    from rwkv_data.pipelines.train.modelio import checkpoint_vocab  # noqa: PLC0415 (modelio loads torch)
+
+    rec = checkpoint_vocab(checkpoint)
+    if rec is None or any(t.sha256 == rec["sha256"] for t in (tok, *also)):
+        return
+    raise ConfigError(f"{checkpoint} was trained with the vocab {rec.get('name', '?')!r} (sha256 "
+                      f"{rec['sha256'][:12]}, {rec.get('vocab_size', '?')} ids; from its .json), but {flag} is "
+                      f"{describe(tok, spec)}; pass {flag} with the vocab the checkpoint was trained with")

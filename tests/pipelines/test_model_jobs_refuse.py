@@ -46,6 +46,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_vocab(Vocab.from_tokens({**base, 257: b"ba"}, name="C"), root / "C.txt")
     torch.manual_seed(0)
     modelio.export_checkpoint(modelio.fresh(1, 32, 32, 320, 16), root / "m.pth")
+    modelio.export_checkpoint(modelio.fresh(1, 32, 32, 320, 16), root / "mA.pth", vocab=tok)  # .json names A
     modelio.export_checkpoint(modelio.fresh(1, 32, 32, 64, 16), root / "small.pth")  # ids >= 64 do not fit
     nan = modelio.fresh(1, 32, 32, 320, 16)
     with torch.no_grad():
@@ -69,7 +70,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "idmap.json").write_text(json.dumps({"format": "rwkv-vocab-idmap", "old_vocab_sha256": tok.sha256,
                                                  "added": [[5, b"zz".hex()]], "init": {"5": [1, 2]}}))
     return {"root": root, "P": P, "P_val": P_val, "A": root / "bytes.txt", **{
-        k: root / k for k in ("B.txt", "C.txt", "m.pth", "small.pth", "nan.pth", "trunc.pth", "garbage.pth",
+        k: root / k for k in ("B.txt", "C.txt", "m.pth", "mA.pth", "small.pth", "nan.pth", "trunc.pth", "garbage.pth",
                               "notckpt.pth", "evil.pth", "wrongcfg.pth", "nometa", "afile", "new.txt", "ab.txt",
                               "badtok.txt", "idmap.json")}}
 
@@ -114,6 +115,23 @@ def test_a_shard_made_with_another_vocab_is_refused_naming_both(w: dict[str, Pat
             "finetune": ["finetune", "--init", w["m.pth"], "--data", w["P"], "--device", "cpu"]}[job]
     refused([*args, "--vocab", w[other], "--out-dir", out], capsys, _sha(w["A"]), _sha(w[other]), str(w[other]))
     assert not (out / "rwkv-final.pth").exists() and not (out / "eval.json").exists()
+
+
+@pytest.mark.parametrize("job", ["evaluate", "finetune"])
+def test_a_checkpoint_trained_with_another_vocab_is_refused(w: dict[str, Path], job: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    args = {"evaluate": ["evaluate", w["ab.txt"], "--checkpoint"], "finetune": ["finetune", "--data", w["P"],
+                                                                                 "--init"]}[job]
+    refused([*args, w["mA.pth"], "--vocab", w["C.txt"], "--device", "cpu", "--out-dir", w["root"] / f"o-ck-{job}"],
+            capsys, "mA.pth", _sha(w["A"]), _sha(w["C.txt"]))
+
+
+def test_a_trained_checkpoint_records_its_vocab(w: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = w["root"] / "o-records"
+    code, err = cli(["train", "--data", w["P"], *TINY, "--max-steps", "1", "--out-dir", out], capsys)
+    assert code == 0, err
+    side = json.loads((out / "rwkv-final.json").read_text())
+    assert side["vocab"]["sha256"][:12] == _sha(w["A"]) and side["vocab"]["vocab_size"] == 257
 
 
 def test_a_shard_without_metadata_needs_vocab(w: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
