@@ -222,6 +222,7 @@ BAD_OPTIONS = [
     *[("train", f, v) for f in ("--beta1", "--beta2") for v in ("1.0", "-0.1", "nan")],
     ("train", "--adam-eps", "0"), ("train", "--vocab-size", "-5"), ("train", "--max-steps", "-1"),
     ("train", "--token-budget", "-1"), ("train", "--seed", "-1"), ("train", "--save-every", "-2"),
+    ("evaluate", "--device", "cuda:99"), ("train", "--device", "mps" if not torch.backends.mps.is_available() else "x"),
     ("train", "--precision", "fp8"), ("train", "--save-dtype", "fp16"), ("train", "--device", "gpu"),
     ("train", "--n-embd", "48"),  # not a multiple of --head-size 32
     ("train", "--n-layer", "1000000000"), ("train", "--micro-bsz", "1000000000"),
