@@ -3,12 +3,17 @@
 Two stages (docs/shard-format.md has the format and every rule):
 
 1. parts (parallel, resumable): each reader unit becomes a tokenized part in ``P.work/parts`` with a
-   completion marker keyed by its input fingerprint and options (:mod:`.shard_parts`);
+   completion marker keyed by its input fingerprint and options (:mod:`.parts`);
 2. merge (one process, streamed): validation split, language weights, seeded shuffle, ``P.bin/.idx``,
-   ``P_val.bin/.idx``, language arrays, then ``P.meta.json`` / ``P_val.meta.json`` last (:mod:`.shard_merge`).
+   ``P_val.bin/.idx``, language arrays, then ``P_val.meta.json`` / ``P.meta.json`` last (:mod:`.merge`,
+   :mod:`.meta`).
 
 Parts depend only on their unit and the options, and the merge only on the parts and the seed, so the
 output is byte-identical for any ``--workers`` and after any kill + rerun.
+
+Around both stages (:mod:`.outputs`): a lock held for the job's life (one job per output prefix), the old meta
+files deleted at the start, every output written under a temporary name and published together at the end
+(meta last), no foreign file overwritten without ``force``, a full disk reported as :class:`StorageError`.
 """
 
 from __future__ import annotations
