@@ -99,8 +99,8 @@ def _lock_one(path: Path, output: str) -> int:
                 time.sleep(0.05)  # the holder is dead: its children are dying and will drop the lock
                 continue
             who = f" (pid {holder})" if holder is not None else ""
-            raise ConfigError(f"{output}: another rwkv-data shard job{who} is writing this output now ({path} is "
-                              "locked); wait for it to finish, or choose another -o / --work-dir") from None
+            raise ConfigError(f"{output}: another rwkv-data shard job{who} is already running on this output "
+                              f"({path} is locked); wait for it to finish, or choose another -o / --work-dir") from None
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
