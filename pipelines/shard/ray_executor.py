@@ -10,9 +10,10 @@ the driver see (NFS, Lustre, a shared volume); the driver checks each marker aft
 cannot see one. Every node needs the same rwkv-data (and vocab file path, if any) installed: tasks import
 ``rwkv_data.pipelines.shard.ray_executor`` by name.
 
-A local instance the job starts (no ``--ray-address``) does not outlive it: ``ray.init`` starts its processes
-with Ray's kernel fate sharing on Linux (``PR_SET_PDEATHSIG``, as the local executor arms its workers), so a
-``kill -9`` of the job takes them along, and a normal exit or error calls ``ray.shutdown()``. A cluster given
+A local instance the job starts (no ``--ray-address``) does not outlive it: ``ray.init`` starts its raylet and
+GCS with Ray's kernel fate sharing on Linux (``PR_SET_PDEATHSIG``), and a :class:`.reaper.Reaper` watchdog kills
+what they started (the dashboard and runtime-env agents, which fate sharing misses) when the job exits or is
+killed; a normal exit or error also calls ``ray.shutdown()``. A cluster given
 with ``--ray-address`` is not ours: its running tasks are cancelled on error, and it keeps running.
 
 Ray is an optional dependency (``pip install 'rwkv-data[ray]'``) imported only inside this module's functions.
@@ -20,12 +21,14 @@ Ray is an optional dependency (``pip install 'rwkv-data[ray]'``) imported only i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import ConfigError, DependencyMissing, RwkvDataError
 from rwkv_data.pipelines.shard.parts import PartTask, build_part, is_done
+from rwkv_data.pipelines.shard.reaper import Reaper
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +94,16 @@ def build_parts_ray(todo: list[PartTask], tokenizer: Any, cfg: ShardConfig, bar:
     if not todo:
         return
     ray = require_ray()
-    started = connect(ray, cfg)
-    try:
-        _run_tasks(ray, todo, tokenizer, bar)
-    finally:
-        if started:
-            ray.shutdown()
+    local = not ray.is_initialized() and not cfg.ray_address
+    with Reaper() if local else contextlib.nullcontext() as reaper:  # a local instance's agents die with the job
+        started = connect(ray, cfg)
+        if reaper is not None:
+            reaper.note()
+        try:
+            _run_tasks(ray, todo, tokenizer, bar)
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def _run_tasks(ray: Any, todo: list[PartTask], tokenizer: Any, bar: Any) -> None:
