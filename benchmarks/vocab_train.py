@@ -33,11 +33,13 @@ import zstandard
 from rwkv_data.config import VocabConfig
 from rwkv_data.pipelines.audit import metrics
 from rwkv_data.tokenizer import TrieTokenizer, read_vocab, world_vocab_path
+from rwkv_data.tokenizer.scripts import dominant_script
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 # Which UDHR translation stands for a mono language when several match (modern orthography, main variety).
 UDHR_PICK = {"de": "deu_1996", "el": "ell_monotonic", "pt": "por_PT", "sr": "srp_cyrl", "zh-Hans": "cmn_hans",
              "zh-Hant": "cmn_hant", "ja": "jpn", "ro": "ron_2006", "chr": "chr_uppercase"}
+SCRIPT_PARTS = {"Jpan": ("Hani", "Hira", "Kana"), "Kore": ("Hang", "Hani"), "Hans": ("Hani",), "Hant": ("Hani",)}
 TARGETS = {"median_parity": 1.35, "max_parity": 2.5, "en_vs_world": 1.25, "byte_fallback": 0.02, "greedy_gap": 0.01}
 
 
@@ -78,6 +80,43 @@ def evaluate(tok: TrieTokenizer, texts: dict[str, list[str]], gap: bool = True) 
     return out
 
 
+def udhr_all(corpus: Path) -> dict[str, tuple[str, list[str]]]:
+    """Every UDHR translation: code -> (script, paragraphs of its 30 articles). Each paragraph is counted on
+    its own (greedy encoding is not compositional, so this is the sentence-by-sentence protocol, per paragraph)."""
+    out = {}
+    with zstandard.open(corpus / "udhr.jsonl.zst", "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                paras = [p for a in r["articles"] for p in a.split("\n") if p.strip()]
+                out[r["code"]] = (dominant_script("".join(paras)[:5000]), paras)
+    return out
+
+
+def unseen_table(ours: TrieTokenizer, world: TrieTokenizer, corpus: Path, trained_scripts: set[str],
+                 limit: float = 1.2) -> None:
+    """Ours / World tokens on every UDHR translation, with a row per translation whose script the training
+    corpus lacks (byte-fallback share of both) and a count of translations above ``limit`` x World."""
+    fb_o = metrics.fallback_mask(ours.vocab.tokens, ours.vocab.max_id + 1)
+    fb_w = metrics.fallback_mask(world.vocab.tokens, world.vocab.max_id + 1)
+    rows = []
+    for code, (script, paras) in sorted(udhr_all(corpus).items()):
+        io = np.concatenate([np.asarray(x, dtype=np.int64) for x in ours.encode_batch(paras)])
+        iw = np.concatenate([np.asarray(x, dtype=np.int64) for x in world.encode_batch(paras)])
+        rows.append((code, script, len(io), len(iw), fb_o[io].mean(), fb_w[iw].mean()))
+    print(f"\nscripts absent from training (UDHR, each paragraph encoded on its own; trained scripts: "
+          f"{','.join(sorted(trained_scripts))})")
+    print(f"{'code':14} {'script':6} {'ours':>7} {'World':>7} {'ours/W':>7} {'fb ours':>8} {'fb World':>8}")
+    for code, script, o, w, fo, fw in rows:
+        if script not in trained_scripts:
+            print(f"{code:14} {script:6} {o:7d} {w:7d} {o / w:7.3f} {fo:8.3f} {fw:8.3f}")
+    ratios = sorted(((o / w, code) for code, _, o, w, _, _ in rows), reverse=True)
+    above = [f"{c} {r:.2f}" for r, c in ratios if r > limit]
+    print(f"(all {len(rows)} UDHR translations: {len(above)} above {limit}x World"
+          + (f": {', '.join(above[:12])}" if above else "") + f"; worst {ratios[0][1]} {ratios[0][0]:.3f}; "
+          f"median {statistics.median(r for r, _ in ratios):.3f})")
+
+
 def summary(ev: dict[str, dict[str, float]], scripts: dict[str, str]) -> dict[str, float]:
     """Acceptance figures of one evaluation."""
     par = metrics.parity({k: v["tokens"] for k, v in ev.items()}, reference="en")
@@ -112,10 +151,14 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help='override a VocabConfig field, e.g. --set lang_weights=\'{"en": 4}\'')
     ap.add_argument("--no-gap", action="store_true", help="skip the (slow) optimal segmentation")
+    ap.add_argument("--drop-scripts", default="", help="comma-separated ISO 15924 codes: leave the mono languages "
+                    "in these scripts out of training (the held-out-script experiment)")
     args = ap.parse_args()
 
     scripts = mono_languages(args.corpus)
     langs = [x for x in args.langs.split(",") if x] or sorted(scripts)
+    dropped = {x for x in args.drop_scripts.split(",") if x}
+    langs = [x for x in langs if scripts[x] not in dropped]
     if "en" not in langs:
         langs.append("en")
     if args.vocab is None:
@@ -184,6 +227,8 @@ def main() -> None:
     vo, vw = metrics.variant_share(ours.vocab.tokens), metrics.variant_share(world.vocab.tokens)
     print(f"(case/leading-space variant entries: ours {vo['variants']:,} = {vo['share']:.1%} of the vocab, World "
           f"{vw['variants']:,} = {vw['share']:.1%})")
+    trained = {s for x in langs for s in SCRIPT_PARTS.get(scripts[x], (scripts[x],))}
+    unseen_table(ours, world, args.corpus, trained)
     if "greedy_gap_max" in so:
         print(f"(greedy gap, worst language: ours {so['greedy_gap_lang']} {so['greedy_gap_max']:.4f}, World "
               f"{sw['greedy_gap_lang']} {sw['greedy_gap_max']:.4f})")

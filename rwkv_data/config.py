@@ -191,7 +191,7 @@ class FinetuneConfig(TrainConfig):
 class VocabConfig:
     """``rwkv-data vocab train`` / ``vocab extend``: a greedy-longest-match vocabulary from a multilingual corpus.
 
-    Sizes of text are in characters. Design and measurements: ../shared/docs/tokenization.md sections 2 and 4.
+    Sizes of text are in characters. Design and measurements: docs/vocab.md.
     """
 
     inputs: tuple[str, ...] = ()  # files, folders or globs read with pipelines.readers (records need `lang`)
@@ -218,6 +218,11 @@ class VocabConfig:
     char_min_share: float = 1e-6  # ... if it is also at least this share of its script's characters
     script_closure: int = 400  # scripts seen in the corpus with at most this many characters get all of them
     char_seed: str = "charsets"  # + level-1 Han/Hangul of GB2312, Big5, JIS, KS X 1001 ("world", a vocab, "" = off)
+    # coverage floor (tokenizer/vocab_coverage.py, docs/vocab.md): text in scripts the corpus lacks stays encodable
+    coverage: str = "world"  # keep this vocab's characters, their scripts' letters and marks, its partial-UTF-8
+    #   tokens and its tokens of scripts thin in the corpus ("world", a vocab file, or "" = off)
+    coverage_thin_chars: int = 1_000_000  # a script with fewer corpus characters than this is "thin"
+    coverage_share: float = 0.25  # the floor's tokens not otherwise required take at most this share of vocab_size
     # selection with greedy encoding in the loop
     rounds: int = 8  # pruning rounds from the pool down to vocab_size
     refill_rounds: int = 2  # then: drop tokens greedy never uses, refill with the best removed ones
@@ -233,6 +238,8 @@ class VocabConfig:
     replace_unused: bool = False  # also replace base tokens greedy never uses on the input corpus
     idmap: str = ""  # id map JSON for the embedding initialisation ("" = <output>.idmap.json)
     first_new_id: int = 0  # 0: past the base max_id, rounded up to 64 (World: 65536, its embedding rows)
+    focus: bool = True  # extend: add only tokens with a character of the target scripts (no punctuation-only ones)
+    focus_scripts: tuple[str, ...] = ()  # ISO 15924 codes ("" = each input language's scripts with >= 10 % of it)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,52 +1,24 @@
 """Facts about a vocab for ``rwkv-data vocab info``: size, byte coverage, tokens per script, longest token.
 
-A token's script is the one Unicode script of its letters (``regex``'s ``\\p{Script=...}``), ignoring Common
-(spaces, digits, punctuation, emoji) and Inherited (combining marks) characters; ``Common`` when it has no
-letters, ``Mixed`` when it has several scripts, ``bytes`` when the token is not valid UTF-8 on its own.
+Tokens are classified per script by :func:`rwkv_data.tokenizer.scripts.token_category`, the classifier the
+audit uses too, so ``vocab info`` and ``rwkv-data audit`` report the same per-script counts: an ISO 15924 code
+(the dominant script of the token's letters; ``Zyyy`` when it has none), ``Byte`` for the 256 single bytes and
+``Partial`` for tokens that are not valid UTF-8 on their own.
 
 >>> from rwkv_data.tokenizer import Vocab
 >>> v = Vocab.from_tokens({b + 1: bytes([b]) for b in range(256)} | {257: "né".encode(), 258: "中".encode()})
->>> vocab_info(v)["scripts"]["Han"]
-1
+>>> vocab_info(v)["scripts"]["Hani"], vocab_info(v)["scripts"]["Latn"]
+(1, 1)
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 from typing import Any
 
-import regex
-
 from rwkv_data.tokenizer.literal import token_literal
+from rwkv_data.tokenizer.scripts import SCRIPTS, script_allocation
 from rwkv_data.tokenizer.vocab import Vocab
-
-SCRIPTS = (
-    "Latin", "Cyrillic", "Greek", "Armenian", "Georgian", "Hebrew", "Arabic", "Syriac", "Thaana", "Devanagari",
-    "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu", "Kannada", "Malayalam", "Sinhala", "Thai", "Lao",
-    "Tibetan", "Myanmar", "Khmer", "Hangul", "Hiragana", "Katakana", "Han", "Bopomofo", "Ethiopic", "Cherokee",
-    "Mongolian", "Canadian_Aboriginal", "Tifinagh", "Yi", "Common", "Inherited",
-)
-_SCRIPT_OF = regex.compile("|".join(f"(?P<{s}>\\p{{Script={s}}})" for s in SCRIPTS))
-
-
-@lru_cache(maxsize=65536)
-def char_script(ch: str) -> str:
-    """The Unicode script of one character (one of :data:`SCRIPTS`, else ``Other``)."""
-    m = _SCRIPT_OF.match(ch)
-    return m.lastgroup if m and m.lastgroup else "Other"
-
-
-def token_script(token: bytes) -> str:
-    """The script a token belongs to (see the module docstring)."""
-    try:
-        text = token.decode("utf-8")
-    except UnicodeDecodeError:
-        return "bytes"
-    found = {char_script(c) for c in text} - {"Common", "Inherited"}
-    if not found:
-        return "Common"
-    return found.pop() if len(found) == 1 else "Mixed"
 
 
 def vocab_info(vocab: Vocab) -> dict[str, Any]:
@@ -60,7 +32,7 @@ def vocab_info(vocab: Vocab) -> dict[str, Any]:
         except UnicodeDecodeError:
             non_utf8 += 1
     longest_id = max(tokens, key=lambda i: (len(tokens[i]), -i))
-    scripts = Counter(token_script(t) for t in tokens.values())
+    alloc = script_allocation(tokens)
     lengths = Counter(len(t) for t in tokens.values())
     return {
         "name": vocab.name,
@@ -73,7 +45,8 @@ def vocab_info(vocab: Vocab) -> dict[str, Any]:
                           "non_utf8_tokens": non_utf8},
         "longest_token": {"id": longest_id, "bytes": len(tokens[longest_id]),
                           "literal": token_literal(tokens[longest_id])},
-        "scripts": dict(scripts.most_common()),
+        "scripts": {k: v["tokens"] for k, v in alloc.items()},
+        "multi_char": {k: v["multi_char"] for k, v in alloc.items() if v["multi_char"]},
         "lengths": {str(k): lengths[k] for k in sorted(lengths)},
     }
 
@@ -91,7 +64,10 @@ def format_info(info: dict[str, Any]) -> str:
         f"longest token id {lt['id']}, {lt['bytes']} bytes: {lt['literal'][:60]}"
         + ("..." if len(lt["literal"]) > 60 else ""),
         f"sha256        {info['sha256']}",
-        "tokens per script:",
+        "tokens per script (ISO 15924; Zyyy: no letters, Partial: not valid UTF-8):",
     ]
-    lines += [f"  {name:<20} {count:>7,}" for name, count in info["scripts"].items()]
+    multi = info.get("multi_char", {})
+    lines += [f"  {code:<8} {SCRIPTS.get(code, ''):<20} {count:>7,}"
+              + (f"  ({multi[code]:,} of several characters)" if multi.get(code) else "")
+              for code, count in info["scripts"].items()]
     return "\n".join(lines)

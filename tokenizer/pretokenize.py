@@ -4,8 +4,8 @@ Greedy longest-match inference never pre-tokenizes; the split only limits which 
 trainers (HF BPE/Unigram, n-gram counts) can propose. The default, :data:`MARK_AWARE_PATTERN`, keeps every
 Unicode combining mark (``\\p{M}``) in the same run as its base letter. The GPT-2 pattern
 (:data:`GPT2_PATTERN`) matches letters with ``\\p{L}+`` only, so an abugida word such as Tamil ``தமிழ்`` falls
-apart at every vowel sign and virama and BPE can never learn it whole (measured on FLORES-200 in the design
-note, tokenization.md section 2.2: -50 % tokens for Tamil and Hindi, max parity 3.25 -> 1.78).
+apart at every vowel sign and virama and BPE can never learn it whole (measured on FLORES-200 while designing
+``vocab train``: -50 % tokens for Tamil and Hindi, max parity 3.25 -> 1.78).
 
 Both patterns run unchanged in Python's ``regex`` module and in HF tokenizers' Oniguruma engine, so the
 pre-tokens seen by :func:`pretokenize` are those the HF trainers see.

@@ -4,8 +4,12 @@ Every character above a frequency floor gets a token, then (budget permitting) t
 small alphabet of each script seen, and the single-character tokens of a seed vocab (World) in the scripts seen,
 so that no script of the training set falls back to raw bytes on text from another register.
 
->>> script_of("த"), script_of("人"), script_of("A")
-('Tamil', 'Han', 'Latin')
+Scripts are ISO 15924 codes from :mod:`rwkv_data.tokenizer.scripts` (the classifier ``vocab info`` and the
+audit use). The coverage floor (characters and tokens kept for scripts the corpus lacks) is
+:mod:`rwkv_data.tokenizer.vocab_coverage`.
+
+>>> len(_charset_chars()) > 9_000
+True
 """
 
 from __future__ import annotations
@@ -13,39 +17,15 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rwkv_data.config import VocabConfig
+from rwkv_data.tokenizer.scripts import char_script, script_chars
 
 if TYPE_CHECKING:
     from rwkv_data.tokenizer.vocab_train import LangSample
 
 log = logging.getLogger(__name__)
-
-
-def script_of(ch: str) -> str:
-    """A coarse script name for a character: the first word of its Unicode name ("Han" for CJK ideographs)."""
-    name = unicodedata.name(ch, "")
-    if not name:
-        return "Unknown"
-    word = name.split(" ", 1)[0]
-    return "Han" if word == "CJK" else word.title()
-
-
-def _script_block(script: str, seen: Iterable[str], limit: int) -> list[str]:
-    """All characters named after ``script`` in the 128-code-point blocks where ``seen`` characters lie, or []
-    when there are more than ``limit`` of them (Han, Hangul syllables: completeness by frequency only)."""
-    blocks = sorted({ord(c) >> 7 for c in seen})
-    out = []
-    for blk in blocks:
-        for cp in range(blk << 7, (blk + 1) << 7):
-            ch = chr(cp)
-            if script_of(ch) == script:
-                out.append(ch)
-                if len(out) > limit:
-                    return []
-    return out
 
 
 # The most frequent characters of the large scripts, as national standards list them (Python's own codecs, so no
@@ -109,18 +89,18 @@ def required_chars(samples: dict[str, LangSample], cfg: VocabConfig,
     per_script: dict[str, Counter[str]] = defaultdict(Counter)
     for ch, n in counts.items():
         if ord(ch) >= 0x80:
-            per_script[script_of(ch)][ch] = n
+            per_script[char_script(ch)][ch] = n
     keep: set[str] = set()
     for cnt in per_script.values():
         total = sum(cnt.values())
         keep.update(ch for ch, n in cnt.items() if n >= cfg.char_min_count and n >= cfg.char_min_share * total)
     # (2)-(4) are extras: each is taken only while all characters stay within the budget
     budget = cfg.vocab_size // 4 if extra_budget is None else extra_budget
-    seen = {script_of(ch) for ch in keep if unicodedata.category(ch)[0] in "LM"}
+    seen = {char_script(ch) for ch in keep if unicodedata.category(ch)[0] in "LM"} - {"Zyyy", "Zinh", "Zzzz"}
     cased = {c for ch in keep for c in (ch.upper(), ch.lower()) if len(c) == 1 and ord(c) >= 0x80}
     closure = {c for script in sorted(seen)
-               for c in _script_block(script, [c for c in keep if script_of(c) == script], cfg.script_closure)}
-    seeded = {ch for ch in _seed_chars(cfg.char_seed) if script_of(ch) in seen}
+               for c in script_chars(script, [c for c in keep if char_script(c) == script], cfg.script_closure)}
+    seeded = {ch for ch in _seed_chars(cfg.char_seed) if char_script(ch) in seen}
     skipped = []
     for name, extra in (("case", cased), ("script_closure", closure), ("seed", seeded)):
         if len(keep | extra) <= budget:

@@ -6,6 +6,11 @@ character completeness, greedy-in-the-loop selection with the base tokens fixed)
 multi-byte base tokens that greedy never emits on the given corpus are replaced and their ids reused; the
 single bytes are never replaced.
 
+With ``focus`` (the default) a new token must hold a character of a target script (the scripts of the input
+languages, or ``focus_scripts``): punctuation, spaces and invisible characters learned from the target corpus
+(``"\\u2063"``, ``",\\u200c"``, ``".\\n\\n"``) would change how every other language is encoded, so they are not
+added, and text in other scripts (English, for a non-Latin target) encodes to the same ids as before.
+
 Id assignment: replaced ids first (ascending), then fresh ids from ``first_new_id`` (default: base ``max_id + 1``
 rounded up to a multiple of 64, i.e. 65536 for World, whose embedding has 65536 rows: ids 65530-65535 stay the
 padding they are).
@@ -33,7 +38,7 @@ needs::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,10 +46,12 @@ import numpy as np
 
 from rwkv_data.config import VocabConfig
 from rwkv_data.errors import ConfigError
+from rwkv_data.tokenizer.scripts import NEUTRAL, text_scripts
 from rwkv_data.tokenizer.vocab import Vocab
 from rwkv_data.tokenizer.vocab_chars import required_chars
+from rwkv_data.tokenizer.vocab_coverage import script_counts_of
 from rwkv_data.tokenizer.vocab_select import select_tokens
-from rwkv_data.tokenizer.vocab_train import Progress, candidate_pool, check_config, sample_corpus
+from rwkv_data.tokenizer.vocab_train import LangSample, Progress, candidate_pool, check_config, sample_corpus
 
 IDMAP_FORMAT = "rwkv-vocab-idmap"
 
@@ -67,6 +74,29 @@ def _ranges(ids: Iterable[int]) -> list[list[int]]:
         else:
             out.append([i, i])
     return out
+
+
+def focus_scripts(samples: Mapping[str, LangSample], cfg: VocabConfig) -> set[str]:
+    """The scripts new tokens must touch: ``cfg.focus_scripts``, else every script that is at least 10 % of an
+    input language's letters (empty when ``cfg.focus`` is off: any token may be added)."""
+    if not cfg.focus:
+        return set()
+    if cfg.focus_scripts:
+        return set(cfg.focus_scripts)
+    out: set[str] = set()
+    for s in samples.values():
+        per = {k: n for k, n in script_counts_of(s.char_counts).items() if k not in NEUTRAL}
+        total = sum(per.values())
+        out.update(k for k, n in per.items() if n >= 0.1 * total)
+    return out
+
+
+def in_scripts(tok: bytes, scripts: set[str]) -> bool:
+    """Whether ``tok`` (valid UTF-8) holds a character of one of ``scripts``."""
+    try:
+        return bool(text_scripts(tok.decode("utf-8")) & scripts)
+    except UnicodeDecodeError:
+        return False
 
 
 def unused_tokens(base: Vocab, texts: Iterable[str], threads: int = 0) -> list[int]:
@@ -129,13 +159,16 @@ def extend_vocab(base: Vocab, docs: Iterable[tuple[str, str]], cfg: VocabConfig,
     n_new = cfg.add_tokens + len(replace)
     have = sum(1 for t in kept_set if len(t) > 1 and len(t.decode("utf-8", "replace")) == 1)
     chars, char_report = required_chars(samples, cfg, extra_budget=have + n_new // 2)
-    new_chars = [c for c in chars if c not in kept_set]
+    targets = focus_scripts(samples, cfg)
+    new_chars = [c for c in chars if c not in kept_set and (not targets or in_scripts(c, targets))]
     if len(new_chars) > n_new:
         raise ConfigError(f"character completeness needs {len(new_chars)} new tokens but add_tokens allows "
                          f"{n_new}; raise add_tokens (or char_min_count)")
     char_set = set(new_chars)
     pool = [t for t in candidate_pool(samples, cfg, int(2 * n_new * cfg.candidate_factor), progress)
             if t not in kept_set and t not in char_set]
+    if targets:
+        pool = [t for t in pool if in_scripts(t, targets)]
     required = list(kept.values()) + new_chars
     selected, sel_stats = select_tokens(samples, required, pool, len(required) + n_new - len(new_chars), cfg,
                                         progress=progress)
@@ -150,7 +183,8 @@ def extend_vocab(base: Vocab, docs: Iterable[tuple[str, str]], cfg: VocabConfig,
     idmap = build_idmap(base, new)
     stats = {"languages": {lang: {"chars_train": s.chars_train, **sel_stats["languages"].get(lang, {})}
                            for lang, s in samples.items()},
-             "scripts": char_report, "new_chars": len(new_chars), "candidates": len(pool),
+             "scripts": char_report, "focus_scripts": sorted(targets), "new_chars": len(new_chars),
+             "candidates": len(pool),
              "added": len(idmap["added"]), "replaced": len(idmap["replaced"]), "removed": len(idmap["removed"]),
              "selection": {k: v for k, v in sel_stats.items() if k != "languages"}}
     return ExtendResult(dict(new.tokens), idmap, stats)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import bz2
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,6 +144,111 @@ def _enforce_variants(active: list[bytes], util: np.ndarray, removable: np.ndarr
     return drop
 
 
+class _Selection:
+    """The state of one selection: the required tokens, the active candidates, the removed ones (``reserve``,
+    with their last utility, for the refill) and the history of encoding rounds."""
+
+    def __init__(self, samples: dict[str, LangSample], required: Sequence[bytes], pool: Sequence[bytes],
+                 n_tokens: int, cfg: VocabConfig, progress: Progress | None) -> None:
+        self.req = list(dict.fromkeys(required))
+        req_set = set(self.req)
+        cand = [t for t in dict.fromkeys(pool) if t not in req_set]
+        self.rank = {t: k for k, t in enumerate(cand)}
+        self.scorer = _Scorer(samples, cfg)
+        self.active = self.req + cand
+        self.n_tokens, self.cfg, self.progress = n_tokens, cfg, progress
+        self.history: list[dict[str, Any]] = []
+        self.reserve: dict[bytes, float] = {}  # removed candidate -> its last utility
+
+    def score(self, label: str) -> tuple[np.ndarray, np.ndarray]:
+        """Encode the scoring text with the active tokens: (counts ``[L, V+1]``, utilities)."""
+        tok, counts, capped = self.scorer.encode(self.active)
+        util = self.scorer.utility(tok, self.active, counts, capped)
+        self.history.append({"step": label, "size": len(self.active), "score_tokens": int(counts.sum()),
+                             "unused": int(((counts[:, 1:].sum(axis=0)) == 0)[len(self.req):].sum())})
+        if self.progress:
+            self.progress(f"{label}: {len(self.active):,} tokens, {int(counts.sum()):,} scoring tokens")
+        return counts, util
+
+    def remove(self, drop: Iterable[int], util: np.ndarray | None = None) -> None:
+        """Move the active tokens at indices ``drop`` to the reserve (with their utility, or 0)."""
+        gone = set(drop)
+        self.reserve.update({self.active[i]: float(util[i]) if util is not None else 0.0 for i in gone})
+        self.active = [t for i, t in enumerate(self.active) if i not in gone]
+
+    def prune(self) -> None:
+        """``rounds`` rounds, each removing the lowest-utility candidates (and variants beyond the cap) until
+        ``n_tokens`` remain; without rounds, the best-ranked candidates are kept."""
+        rounds, n_req = self.cfg.rounds, len(self.req)
+        for r in range(rounds):
+            excess = len(self.active) - self.n_tokens
+            if excess <= 0:
+                break
+            _, util = self.score(f"prune {r + 1}/{rounds}")
+            removable = np.arange(len(self.active)) >= n_req
+            drop = _enforce_variants(self.active, util, removable, self.cfg.max_variants)
+            k = max(math.ceil(excess / (rounds - r)), len(drop))
+            order = sorted((i for i in range(n_req, len(self.active)) if i not in drop),
+                           key=lambda i: (util[i], -self.rank[self.active[i]]))
+            drop.update(order[:max(0, k - len(drop))])
+            self.remove(drop, util)
+        if len(self.active) > self.n_tokens:
+            self.remove(range(self.n_tokens, len(self.active)))
+
+    def _refill_choice(self, used: np.ndarray, room: int, n_unused: int) -> list[bytes]:
+        """The best removed tokens to bring back (by last utility, then rank), variant cap respected."""
+        fams: dict[str, int] = defaultdict(int)
+        for i, t in enumerate(self.active):
+            if used[i] or i < len(self.req):
+                key = variant_key(t)
+                if key is not None:
+                    fams[key] += 1
+        refill: list[bytes] = []
+        for t in sorted(self.reserve, key=lambda t: (-self.reserve[t], self.rank[t])):
+            if len(refill) >= n_unused + room:
+                break
+            key = variant_key(t)
+            if key is not None and fams[key] >= self.cfg.max_variants:
+                continue
+            refill.append(t)
+            if key is not None:
+                fams[key] += 1
+        return refill
+
+    def refill(self) -> None:
+        """``refill_rounds`` times: replace the candidates greedy never uses by the best removed ones."""
+        for r in range(self.cfg.refill_rounds):
+            counts, _ = self.score(f"refill {r + 1}/{self.cfg.refill_rounds}")
+            used = counts[:, 1:].sum(axis=0) > 0
+            unused = [i for i in range(len(self.req), len(self.active)) if not used[i]]
+            room = max(0, self.n_tokens - len(self.active))
+            refill = self._refill_choice(used, room, len(unused))
+            if not refill:
+                break
+            for t in refill:
+                del self.reserve[t]
+            unused.sort(key=lambda i: -self.rank[self.active[i]])  # the worst-ranked unused make room first
+            self.remove(unused[:max(0, len(refill) - room)])
+            self.active += refill
+
+    def finish(self) -> tuple[list[bytes], dict[str, Any]]:
+        """Required tokens first, then candidates in rank order; a final encoding for the stats."""
+        extra = sorted(self.active[len(self.req):], key=lambda t: self.rank[t])
+        self.active = self.req + extra
+        counts, _ = self.score("final")
+        used = counts[:, 1:].sum(axis=0) > 0
+        with_key = [k for k in map(variant_key, self.active) if k is not None]
+        langs = self.scorer.langs
+        stats = {
+            "languages": self.scorer.report(self.active, counts),
+            "history": self.history,
+            "unused_tokens": int((~used).sum()),  # bytes and completeness characters included
+            "variant_share": round(1 - len(set(with_key)) / max(len(with_key), 1), 4),
+            "reference_lang": self.cfg.reference_lang if self.cfg.reference_lang in langs else "median",
+        }
+        return self.active, stats
+
+
 def select_tokens(samples: dict[str, LangSample], required: Sequence[bytes], pool: Sequence[bytes],
                   n_tokens: int, cfg: VocabConfig, progress: Progress | None = None) -> tuple[list[bytes], dict]:
     """Choose ``n_tokens`` tokens: all of ``required`` plus the best of ``pool`` under greedy encoding.
@@ -159,83 +264,7 @@ def select_tokens(samples: dict[str, LangSample], required: Sequence[bytes], poo
     Returns:
         The selected tokens (required first, then pool tokens in rank order) and a stats dict.
     """
-    req = list(dict.fromkeys(required))
-    req_set = set(req)
-    cand = [t for t in dict.fromkeys(pool) if t not in req_set]
-    rank = {t: k for k, t in enumerate(cand)}
-    scorer = _Scorer(samples, cfg)
-    active = req + cand
-    history: list[dict[str, Any]] = []
-    reserve: dict[bytes, float] = {}  # removed candidate -> its last utility
-
-    def score(label: str) -> tuple[Any, np.ndarray, np.ndarray]:
-        tok, counts, capped = scorer.encode(active)
-        util = scorer.utility(tok, active, counts, capped)
-        history.append({"step": label, "size": len(active), "score_tokens": int(counts.sum()),
-                        "unused": int(((counts[:, 1:].sum(axis=0)) == 0)[len(req):].sum())})
-        if progress:
-            progress(f"{label}: {len(active):,} tokens, {int(counts.sum()):,} scoring tokens")
-        return tok, counts, util
-
-    for r in range(cfg.rounds):
-        excess = len(active) - n_tokens
-        if excess <= 0:
-            break
-        _, counts, util = score(f"prune {r + 1}/{cfg.rounds}")
-        removable = np.arange(len(active)) >= len(req)
-        drop = _enforce_variants(active, util, removable, cfg.max_variants)
-        k = max(math.ceil(excess / (cfg.rounds - r)), len(drop))
-        order = sorted((i for i in range(len(req), len(active)) if i not in drop),
-                       key=lambda i: (util[i], -rank[active[i]]))
-        drop.update(order[:max(0, k - len(drop))])
-        reserve.update({active[i]: float(util[i]) for i in drop})
-        active = [t for i, t in enumerate(active) if i not in drop]
-    if len(active) > n_tokens:  # rounds == 0: keep the best-ranked candidates
-        reserve.update({t: 0.0 for t in active[n_tokens:]})
-        active = active[:n_tokens]
-
-    for r in range(cfg.refill_rounds):
-        _, counts, util = score(f"refill {r + 1}/{cfg.refill_rounds}")
-        used = counts[:, 1:].sum(axis=0) > 0
-        unused = [i for i in range(len(req), len(active)) if not used[i]]
-        fams = defaultdict(int)
-        for i, t in enumerate(active):
-            if used[i] or i < len(req):
-                key = variant_key(t)
-                if key is not None:
-                    fams[key] += 1
-        room = max(0, n_tokens - len(active))
-        refill: list[bytes] = []
-        for t in sorted(reserve, key=lambda t: (-reserve[t], rank[t])):
-            if len(refill) >= len(unused) + room:
-                break
-            key = variant_key(t)
-            if key is not None and fams[key] >= cfg.max_variants:
-                continue
-            refill.append(t)
-            if key is not None:
-                fams[key] += 1
-        if not refill:
-            break
-        for t in refill:
-            del reserve[t]
-        unused.sort(key=lambda i: -rank[active[i]])  # the worst-ranked unused tokens make room first
-        gone = set(unused[:max(0, len(refill) - room)])
-        reserve.update({active[i]: 0.0 for i in gone})
-        active = [t for i, t in enumerate(active) if i not in gone] + refill
-
-    extra = active[len(req):]
-    extra.sort(key=lambda t: rank[t])
-    active = req + extra
-    _, counts, _ = score("final")
-    used = counts[:, 1:].sum(axis=0) > 0
-    keys = [variant_key(t) for t in active]
-    with_key = [k for k in keys if k is not None]
-    stats = {
-        "languages": scorer.report(active, counts),
-        "history": history,
-        "unused_tokens": int((~used).sum()),  # bytes and completeness characters included
-        "variant_share": round(1 - len(set(with_key)) / max(len(with_key), 1), 4),
-        "reference_lang": cfg.reference_lang if cfg.reference_lang in scorer.langs else "median",
-    }
-    return active, stats
+    sel = _Selection(samples, required, pool, n_tokens, cfg, progress)
+    sel.prune()
+    sel.refill()
+    return sel.finish()

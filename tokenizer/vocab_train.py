@@ -1,6 +1,6 @@
 """Train a vocabulary for greedy longest-match (RWKV trie) inference from a multilingual corpus.
 
-The method (design note tokenization.md, sections 2 and 4.2):
+The method (docs/vocab.md):
 
 1. **Language-balanced sampling** (:func:`sample_corpus`): documents are cut into paragraph chunks, a held-out
    slice per language is set aside, and each language gets a character budget by UniMax or temperature
@@ -8,7 +8,10 @@ The method (design note tokenization.md, sections 2 and 4.2):
 2. **Candidates** (:func:`candidate_pool`): HF ``tokenizers`` byte-level BPE (and optionally Unigram) trained on
    the sample with the mark-aware pre-tokenizer, plus n-gram counts; only whole-character (valid UTF-8) strings.
 3. **Character completeness** (:func:`~rwkv_data.tokenizer.vocab_chars.required_chars`): every character above a
-   frequency floor in its script gets its own token, so no script falls back to raw bytes.
+   frequency floor in its script gets its own token, so no script falls back to raw bytes; and the **coverage
+   floor** (:func:`~rwkv_data.tokenizer.vocab_coverage.coverage_floor`): World's characters, the letters and
+   marks of their scripts, its partial-UTF-8 tokens and its tokens of scripts thin in the corpus, so a script the
+   corpus lacks is never encoded worse than World encodes it.
 4. **Selection with greedy encoding in the loop** (:mod:`rwkv_data.tokenizer.vocab_select`): the held-out text
    (topped up with training text) is encoded with our trie tokenizer; tokens are pruned by their measured greedy
    saving, weighted by a fairness knob; then tokens greedy never uses are dropped and refilled, repeatedly.
@@ -25,10 +28,11 @@ True
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +41,13 @@ from rwkv_data.config import VocabConfig
 from rwkv_data.errors import ConfigError
 from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
 from rwkv_data.tokenizer.vocab_chars import required_chars
+from rwkv_data.tokenizer.vocab_coverage import coverage_floor, script_counts_of
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]  # called once per finished step with a short description
 CHUNK_CHARS = 2000  # documents are cut at paragraph breaks into chunks of about this many characters
+_RESIZE_CHARS = 20_000_000  # the sampler lowers its per-language memory limits after this much new text
 
 
 @dataclass
@@ -105,26 +111,103 @@ def _budgets(sizes: dict[str, int], cfg: VocabConfig) -> dict[str, int]:
     raise ValueError(f"sampling must be 'unimax' or 'temperature', not {cfg.sampling!r}")
 
 
+class _Reservoir:
+    """One language's chunks in a random order, of which only a prefix of about ``limit`` characters is kept.
+
+    Each chunk draws a key from a generator seeded with ``(seed, lang)``; sorting by key is a shuffle, and only
+    the chunks with the smallest keys are kept (a max-heap drops the largest), so memory is bounded by the limit,
+    not by the input. ``total`` and ``counts`` cover every chunk seen.
+    """
+
+    def __init__(self, seed: int, lang: str) -> None:
+        self.rng = random.Random(f"{seed}:{lang}")
+        self.heap: list[tuple[float, int, str]] = []  # (-key, arrival, chunk)
+        self.kept = 0  # characters in the heap
+        self.total = 0  # characters seen
+        self.counts: Counter[str] = Counter()
+        self.limit = 1 << 62
+
+    def add(self, text: str) -> None:
+        self.counts.update(text)
+        for chunk in _chunks(text):
+            key = self.rng.random()
+            self.total += len(chunk)
+            if self.kept >= self.limit and -self.heap[0][0] < key:
+                continue  # past the kept prefix
+            heapq.heappush(self.heap, (-key, self.total, chunk))
+            self.kept += len(chunk)
+            self.shrink(self.limit)
+
+    def shrink(self, limit: int) -> None:
+        """Drop the largest keys while the rest still holds ``limit`` characters."""
+        self.limit = limit
+        while self.heap and self.kept - len(self.heap[0][2]) >= limit:
+            self.kept -= len(heapq.heappop(self.heap)[2])
+
+    def ordered(self) -> list[str]:
+        """The kept chunks by key: a prefix of the shuffled chunks."""
+        return [c for _, _, c in sorted(self.heap, reverse=True)]
+
+
+def _heldout_limit(total: int, cfg: VocabConfig) -> int:
+    return int(min(cfg.heldout_chars, cfg.heldout_fraction * total))
+
+
+def _keep_limits(res: dict[str, _Reservoir], cfg: VocabConfig) -> dict[str, int]:
+    """Characters each language must keep so that the final sample is the same as with every chunk in memory.
+
+    UniMax only: the water level (budget per unit of weight) never rises as more text arrives, so a language
+    needs at most its held-out slice, plus the larger of the scoring text and its budget at today's level.
+    Temperature shares are not monotone in the input: every chunk is kept.
+    """
+    if cfg.sampling != "unimax":
+        return {}
+    sizes = {lang: r.total - _heldout_limit(r.total, cfg) for lang, r in res.items()}
+    budgets = _budgets(sizes, cfg)
+    weight = {lang: float(cfg.lang_weights.get(lang, 1.0)) for lang in sizes}
+    open_ = [budgets[lang] / max(weight[lang], 1e-9) for lang in sizes
+             if budgets[lang] < min(sizes[lang] * cfg.max_epochs, cfg.lang_caps.get(lang, 1 << 62))]
+    if not open_:
+        return {}  # every language takes all it has
+    level = max(open_) + 1
+    return {lang: cfg.heldout_chars + max(cfg.score_chars, int(weight[lang] * level)) + 2 * CHUNK_CHARS
+            for lang in sizes}
+
+
 def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str, LangSample]:
     """Group ``(text, lang)`` documents by language, set held-out text aside and sample the training text.
 
-    Deterministic for ``cfg.seed``: each language's chunks are shuffled by a generator seeded with
-    ``(seed, lang)``, so adding a language never changes another's sample.
+    Deterministic for ``cfg.seed`` and the document order: each language's chunks are shuffled by keys from a
+    generator seeded with ``(seed, lang)``, so adding a language never changes another's sample. Documents are
+    streamed: memory holds each language's character counts and the part of its shuffle the sample can use
+    (:class:`_Reservoir`, :func:`_keep_limits`), not the corpus.
     """
-    by_lang: dict[str, list[str]] = defaultdict(list)
+    res: dict[str, _Reservoir] = {}
     keep = set(cfg.languages)
+    since = 0
     for text, lang in docs:
-        if not keep or lang in keep:
-            by_lang[lang].extend(_chunks(text))
-    if not by_lang:
+        if keep and lang not in keep:
+            continue
+        r = res.get(lang)
+        if r is None:
+            r = res[lang] = _Reservoir(cfg.seed, lang)
+        r.add(text)
+        since += len(text)
+        if since >= _RESIZE_CHARS:  # lower the limits as the water level falls
+            since = 0
+            for lang_, lim in _keep_limits(res, cfg).items():
+                res[lang_].shrink(lim)
+    if not res:
         raise ConfigError("no documents to train on" + (f" in languages {sorted(keep)}: check --languages against "
                                                          "the corpus's language field" if keep else ""))
+    for lang_, lim in _keep_limits(res, cfg).items():
+        res[lang_].shrink(lim)
     held: dict[str, list[str]] = {}
     pool: dict[str, list[str]] = {}
-    for lang in sorted(by_lang):
-        chunks = by_lang[lang]
-        random.Random(f"{cfg.seed}:{lang}").shuffle(chunks)
-        limit = min(cfg.heldout_chars, cfg.heldout_fraction * sum(map(len, chunks)))
+    sizes: dict[str, int] = {}
+    for lang in sorted(res):
+        chunks = res[lang].ordered()
+        limit = _heldout_limit(res[lang].total, cfg)
         k, got = 0, 0
         while k < len(chunks) - 1 and got + len(chunks[k]) <= limit:
             got += len(chunks[k])
@@ -132,7 +215,7 @@ def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str
         if k == 0 and len(chunks) > 1 and cfg.heldout_fraction > 0:
             k = 1  # every language gets some held-out text to be scored on
         held[lang], pool[lang] = chunks[:k], chunks[k:]
-    sizes = {lang: sum(map(len, c)) for lang, c in pool.items()}
+        sizes[lang] = res[lang].total - sum(map(len, held[lang]))
     budgets = _budgets(sizes, cfg)
     out = {}
     for lang in sorted(pool):
@@ -143,16 +226,13 @@ def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str
                     break
                 train.append(c)
                 got += len(c)
-        counts: Counter[str] = Counter()
-        for c in held[lang] + chunks:
-            counts.update(c)
         score, n = list(held[lang]), sum(map(len, held[lang]))
         for c in chunks:  # top up with training text: rare tokens need more text than a held-out slice
             if n >= cfg.score_chars:
                 break
             score.append(c)
             n += len(c)
-        out[lang] = LangSample(lang, train, held[lang], sizes[lang], got, counts, score)
+        out[lang] = LangSample(lang, train, held[lang], sizes[lang], got, res[lang].counts, score)
     return out
 
 
@@ -306,12 +386,19 @@ def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Pro
         progress(f"sampled {sum(s.chars_train for s in samples.values()):,} chars in {len(samples)} languages")
     chars, char_report = required_chars(samples, cfg)
     required = [bytes([b]) for b in range(256)] + chars
+    all_chars: Counter[str] = Counter()
+    for s in samples.values():
+        all_chars.update(s.char_counts)
+    floor, floor_report = coverage_floor(script_counts_of(all_chars), set(required), cfg)
+    required += floor
+    if progress:
+        progress(f"coverage floor: {len(floor):,} tokens ({floor_report['share']:.1%} of the vocab)")
     n_tokens = cfg.vocab_size - 1
     if len(required) > n_tokens:
         raise ConfigError(f"character completeness needs {len(required)} tokens but vocab_size allows {n_tokens}; "
-                         "raise vocab_size or char_min_count")
+                         "raise vocab_size or char_min_count (or lower coverage_share)")
     free = n_tokens - len(required)
-    char_set = set(chars)
+    char_set = set(required)
     pool = [t for t in candidate_pool(samples, cfg, int(free * cfg.candidate_factor), progress)
             if t not in char_set]
     selected, sel_stats = select_tokens(samples, required, pool, n_tokens, cfg, progress=progress)
@@ -322,6 +409,7 @@ def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Pro
                              **sel_stats["languages"].get(lang, {})} for lang, s in samples.items()},
         "scripts": char_report,
         "required_chars": len(chars),
+        "coverage_floor": floor_report,
         "candidates": len(pool),
         "tokens": len(tokens),
         "selection": {k: v for k, v in sel_stats.items() if k != "languages"},

@@ -22,25 +22,16 @@ import numpy as np
 import regex
 
 from rwkv_data.tokenizer.reference import END, build_trie, encode_bytes_ref
+from rwkv_data.tokenizer.scripts import (  # noqa: F401  (the one classifier, re-exported for the audit)
+    SCRIPTS,
+    char_script,
+    dominant_script,
+    script_allocation,
+    token_category,
+)
 
-# ---- scripts and word segmentation ----------------------------------------------------------------------
+# ---- word segmentation (scripts: tokenizer/scripts.py, one classifier for audit, vocab info and training) ----
 
-# ISO 15924 code -> Unicode script name (as the `regex` module spells it). Zyyy = Common, Zinh = Inherited.
-SCRIPTS: dict[str, str] = {
-    "Latn": "Latin", "Cyrl": "Cyrillic", "Grek": "Greek", "Arab": "Arabic", "Hebr": "Hebrew", "Hani": "Han",
-    "Hira": "Hiragana", "Kana": "Katakana", "Hang": "Hangul", "Bopo": "Bopomofo", "Thai": "Thai", "Laoo": "Lao",
-    "Khmr": "Khmer", "Mymr": "Myanmar", "Tibt": "Tibetan", "Deva": "Devanagari", "Beng": "Bengali",
-    "Guru": "Gurmukhi", "Gujr": "Gujarati", "Orya": "Oriya", "Taml": "Tamil", "Telu": "Telugu", "Knda": "Kannada",
-    "Mlym": "Malayalam", "Sinh": "Sinhala", "Ethi": "Ethiopic", "Armn": "Armenian", "Geor": "Georgian",
-    "Thaa": "Thaana", "Syrc": "Syriac", "Tfng": "Tifinagh", "Olck": "Ol_Chiki", "Cher": "Cherokee",
-    "Cans": "Canadian_Aboriginal", "Mong": "Mongolian", "Yiii": "Yi", "Vaii": "Vai", "Nkoo": "Nko", "Adlm": "Adlam",
-    "Java": "Javanese", "Lana": "Tai_Tham", "Tavt": "Tai_Viet", "Cakm": "Chakma", "Gran": "Grantha",
-    "Bali": "Balinese", "Sund": "Sundanese", "Bugi": "Buginese", "Batk": "Batak", "Lepc": "Lepcha", "Limb": "Limbu",
-    "Mtei": "Meetei_Mayek", "Saur": "Saurashtra", "Kali": "Kayah_Li", "Cham": "Cham", "Lisu": "Lisu",
-    "Tale": "Tai_Le", "Talu": "New_Tai_Lue", "Bamu": "Bamum", "Osge": "Osage", "Copt": "Coptic",
-    "Glag": "Glagolitic", "Goth": "Gothic", "Runr": "Runic", "Ogam": "Ogham", "Samr": "Samaritan",
-    "Mand": "Mandaic", "Brai": "Braille", "Zyyy": "Common", "Zinh": "Inherited",
-}
 # Scripts written without spaces between words: their "words" are characters (a base plus its marks), as
 # tokka-bench does for zh/ja/th/km/lo/my; Tibetan and Tai scripts mark syllables, not words.
 NO_SPACE_SCRIPTS: tuple[str, ...] = ("Hani", "Hira", "Kana", "Thai", "Khmr", "Laoo", "Mymr", "Tibt", "Lana", "Tavt",
@@ -48,27 +39,6 @@ NO_SPACE_SCRIPTS: tuple[str, ...] = ("Hani", "Hira", "Kana", "Thai", "Khmr", "La
 _NS = "".join(rf"\p{{Script={SCRIPTS[s]}}}" for s in NO_SPACE_SCRIPTS)
 # U+1361 ETHIOPIC WORDSPACE separates words like a space (the Amharic UDHR has no spaces at all).
 WORD_RE = regex.compile(rf"[{_NS}]\p{{M}}*|[^\s\u1361{_NS}]+")
-_SCRIPT_RE = regex.compile("|".join(rf"(?P<{k}>\p{{Script={v}}})" for k, v in SCRIPTS.items()))
-_script_cache: dict[str, str] = {}
-
-
-def char_script(ch: str) -> str:
-    """ISO 15924 code of one character (``Zzzz`` for scripts not in :data:`SCRIPTS`)."""
-    sc = _script_cache.get(ch)
-    if sc is None:
-        m = _SCRIPT_RE.match(ch)
-        sc = _script_cache[ch] = m.lastgroup if m and m.lastgroup else "Zzzz"
-    return sc
-
-
-def dominant_script(text: str) -> str:
-    """Most frequent script of ``text`` ignoring Common and Inherited characters (``Zyyy`` if only those)."""
-    counts: dict[str, int] = {}
-    for ch in text:
-        sc = char_script(ch)
-        if sc not in ("Zyyy", "Zinh"):
-            counts[sc] = counts.get(sc, 0) + 1
-    return max(counts, key=counts.__getitem__) if counts else "Zyyy"
 
 
 def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -299,32 +269,7 @@ def greedy_optimality_gap(texts: Iterable[str | bytes], vocab: VocabTrie | Mappi
     return _ratio(greedy, best) - 1 if best else 0.0
 
 
-# ---- vocabulary structure -------------------------------------------------------------------------------
-
-
-def token_category(tok: bytes) -> str:
-    """``Byte`` for the single bytes, ``Partial`` for tokens that are not valid UTF-8, else the dominant script."""
-    if len(tok) == 1:
-        return "Byte"
-    try:
-        return dominant_script(tok.decode("utf-8"))
-    except UnicodeDecodeError:
-        return "Partial"
-
-
-def script_allocation(tokens: Mapping[int, bytes] | Iterable[bytes]) -> dict[str, dict[str, int]]:
-    """Vocabulary entries per category (:func:`token_category`): ``{"tokens": n, "multi_char": m}``, where
-    ``multi_char`` counts entries with two or more characters of that script (words, not single letters)."""
-    out: dict[str, dict[str, int]] = {}
-    for tok in tokens.values() if isinstance(tokens, Mapping) else tokens:
-        cat = token_category(tok)
-        row = out.setdefault(cat, {"tokens": 0, "multi_char": 0})
-        row["tokens"] += 1
-        if cat not in ("Byte", "Partial", "Zyyy"):
-            text = tok.decode("utf-8")
-            if sum(1 for ch in text if char_script(ch) == cat) >= 2:
-                row["multi_char"] += 1
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]["tokens"]))
+# ---- vocabulary structure (script_allocation, token_category: tokenizer/scripts.py) ------------------------
 
 
 def variant_share(tokens: Mapping[int, bytes] | Iterable[bytes]) -> dict[str, float]:

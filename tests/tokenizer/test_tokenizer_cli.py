@@ -62,18 +62,18 @@ def test_decode() -> None:
 
 def test_vocab_info_text_and_json(tmp_path: Path) -> None:
     code, out, _ = run("vocab", "info")
-    assert code == 0 and "65,529" in out and "Han" in out and "e6dee3d4e31b" in out
+    assert code == 0 and "65,529" in out and "Hani" in out and "e6dee3d4e31b" in out
     code, out, _ = run("vocab", "info", "--json")
     info = json.loads(out)
     assert info["size"] == 65529 and info["byte_coverage"]["single_bytes"] == 256
     assert info["byte_coverage"]["non_utf8_tokens"] == 486
     assert info["longest_token"] == {"id": 65529, "bytes": 128, "literal": repr(" " * 128)}
-    assert info["scripts"]["Latin"] > info["scripts"]["Han"] > info["scripts"]["Cyrillic"] > 0
+    assert info["scripts"]["Latn"] > info["scripts"]["Hani"] > info["scripts"]["Cyrl"] > 0
     assert sum(info["scripts"].values()) == 65529
     path = tmp_path / "v.txt"
     write_vocab(byte_vocab({300: "ไทย".encode(), 70_000: "中".encode()}), path)
     info = json.loads(run("vocab", "info", str(path), "--json")[1])
-    assert info["scripts"]["Thai"] == 1 and info["max_id"] == 70000 and info["dtype"] == "uint32"
+    assert info["scripts"]["Thai"] == 1 and info["scripts"]["Hani"] == 1 and info["max_id"] == 70000 and info["dtype"] == "uint32"
 
 
 def test_malformed_vocab_is_a_clean_error(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def corpus() -> list[tuple[str, str]]:
 
 def _cfg(**kw: object) -> VocabConfig:
     base = {"vocab_size": 700, "sample_chars": 200_000, "heldout_chars": 5_000, "char_seed": "", "rounds": 3,
-            "refill_rounds": 1, "char_min_count": 2}
+            "refill_rounds": 1, "char_min_count": 2, "coverage": ""}  # the floor: test_vocab_coverage.py
     base.update(kw)
     return VocabConfig(**base)  # type: ignore[arg-type]
 
