@@ -5,6 +5,8 @@ Run (takes a while; ~1 GB RAM):
     python benchmarks/vocab_train.py                          # train, then evaluate ours vs World
     python benchmarks/vocab_train.py --vocab out/vocab.txt    # evaluate an existing vocab only
     python benchmarks/vocab_train.py --langs en,de,ta --vocab-size 16384 --sample-chars 2000000   # a quick look
+    python benchmarks/vocab_train.py --drop-scripts Taml,Geor,Thai  # the held-out-script experiment
+    python benchmarks/vocab_train.py --scale --repeat 10 --peer     # 130 MB vs 1.3 GB, and HF's BPE trainer
 
 Training reads ../shared/corpus/mono through ``rwkv_data.pipelines.vocab.job`` (wall time and peak RSS are
 printed). Evaluation uses the UDHR parallel text (../shared/corpus/udhr.jsonl.zst, 30 aligned articles per
@@ -21,9 +23,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -138,6 +143,68 @@ def summary(ev: dict[str, dict[str, float]], scripts: dict[str, str]) -> dict[st
     return out
 
 
+def repeated_inputs(corpus: Path, langs: list[str], repeat: int) -> tuple[str, ...]:
+    """The mono files of ``langs``, ``repeat`` times: copies 2.. are symbolic links in a temporary folder (the
+    reader de-duplicates paths, not contents), so a 10x corpus needs no extra disk."""
+    files = [corpus / "mono" / f"{lang}.jsonl.zst" for lang in langs]
+    out = [str(f) for f in files]
+    if repeat > 1:
+        root = Path(tempfile.mkdtemp(prefix="vocab_repeat_"))
+        for k in range(1, repeat):
+            (root / str(k)).mkdir()
+            for f in files:
+                (root / str(k) / f.name).symlink_to(f.resolve())
+                out.append(str(root / str(k) / f.name))
+    return tuple(out)
+
+
+def _child_train(kind: str, inputs: tuple[str, ...], out: Path, vocab_size: int) -> None:
+    """One training in this (child) process: ``ours`` (``vocab train`` defaults) or ``hf`` (HF tokenizers'
+    byte-level BPE trainer with the same mark-aware pre-tokenizer, on every document of the inputs)."""
+    if kind == "ours":
+        from rwkv_data.pipelines.vocab.job import run
+
+        run(VocabConfig(inputs=inputs, output=str(out), vocab_size=vocab_size))
+        return
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from rwkv_data.pipelines.corpus.readers import iter_documents
+    from rwkv_data.tokenizer.pretokenize import hf_pre_tokenizer
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = hf_pre_tokenizer()  # type: ignore[assignment]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator((d.text for d in iter_documents(inputs)), trainer=trainer)
+    tok.save(str(out.with_suffix(".hf.json")))
+
+
+def scale(args: argparse.Namespace, langs: list[str]) -> None:
+    """Wall time and peak RSS of ours and of HF's BPE trainer at 1x and ``--repeat`` x the corpus, each training
+    in a child process of its own (``os.wait4`` gives that child's peak RSS)."""
+    rows = []
+    for repeat in sorted({1, args.repeat}):
+        inputs = repeated_inputs(args.corpus, langs, repeat)
+        size = sum(Path(p).stat().st_size for p in inputs)
+        for kind in ("ours", "hf") if args.peer else ("ours",):
+            out = args.out.with_name(f"scale_{kind}_{repeat}x.txt")
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, __file__, "--child", kind, "--out", str(out),
+                                     "--vocab-size", str(args.vocab_size), *inputs])
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            if status:
+                raise SystemExit(f"{kind} at {repeat}x failed (status {status})")
+            rows.append((kind, repeat, size, wall, usage.ru_maxrss / 1024))
+            print(f"{kind:5} {repeat:3d}x  {size / 1e6:8.0f} MB zst  {wall / 60:6.1f} min  {rows[-1][4]:7,.0f} MB",
+                  flush=True)
+    print(f"\nscale (vocab {args.vocab_size}; {len(langs)} languages; ours = vocab train defaults, hf = HF tokenizers "
+          f"BpeTrainer, same pre-tokenizer, every document)")
+    print(f"{'trainer':8} {'input':>6} {'zst MB':>8} {'wall min':>9} {'peak RSS MB':>12}")
+    for kind, repeat, size, wall, rss in rows:
+        print(f"{kind:8} {repeat:5d}x {size / 1e6:8.0f} {wall / 60:9.2f} {rss:12,.0f}")
+
+
 def main() -> None:
     """Train (unless --vocab), evaluate ours and World on UDHR, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -153,7 +220,16 @@ def main() -> None:
     ap.add_argument("--no-gap", action="store_true", help="skip the (slow) optimal segmentation")
     ap.add_argument("--drop-scripts", default="", help="comma-separated ISO 15924 codes: leave the mono languages "
                     "in these scripts out of training (the held-out-script experiment)")
+    ap.add_argument("--scale", action="store_true", help="time ours (and, with --peer, HF BPE) at 1x and --repeat x "
+                    "the corpus instead of evaluating")
+    ap.add_argument("--repeat", type=int, default=10, help="--scale: the larger input, in copies of the corpus")
+    ap.add_argument("--peer", action="store_true", help="--scale: also train HF tokenizers' BPE at the same size")
+    ap.add_argument("--child", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    ap.add_argument("inputs", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        _child_train(args.child, tuple(args.inputs), args.out, args.vocab_size)
+        return
 
     scripts = mono_languages(args.corpus)
     langs = [x for x in args.langs.split(",") if x] or sorted(scripts)
@@ -161,6 +237,10 @@ def main() -> None:
     langs = [x for x in langs if scripts[x] not in dropped]
     if "en" not in langs:
         langs.append("en")
+    if args.scale:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        scale(args, langs)
+        return
     if args.vocab is None:
         from rwkv_data.pipelines.vocab.job import run
 

@@ -216,7 +216,7 @@ def _vocab_config(inputs: tuple[str, ...], config_path: str | None, lang_weight:
 
         with open(config_path, "rb") as fh:
             section = "vocab" if "vocab" in tomllib.load(fh) else None
-    for key in ("languages", "candidates"):
+    for key in ("languages", "candidates", "focus_scripts"):
         if values.get(key) is not None:
             values[key] = tuple(x.strip() for x in values[key].split(",") if x.strip())
     values.update(inputs=tuple(inputs) or None, lang_weights=_lang_values(lang_weight, "--lang-weight", float),
@@ -228,6 +228,10 @@ def _vocab_config(inputs: tuple[str, ...], config_path: str | None, lang_weight:
 @_vocab_options
 @click.option("--vocab-size", type=int, help="Ids 0..N-1 (0 reserved, 1-256 the bytes). "
               + _vocab_default("vocab_size"))
+@click.option("--coverage", help="Coverage floor: keep this vocab's characters (and its tokens of scripts thin in "
+              "the corpus): 'world', a vocab file, or '' for none (docs/vocab.md). " + _vocab_default("coverage"))
+@click.option("--coverage-share", type=float, help="Most of the vocab the floor may take. "
+              + _vocab_default("coverage_share"))
 def vocab_train_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weight: tuple[str, ...],
                     lang_cap: tuple[str, ...], as_json: bool, **values: Any) -> None:
     """Train a vocabulary for greedy longest match from a multilingual corpus (records need a language field)."""
@@ -249,6 +253,10 @@ def vocab_train_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weigh
 @click.option("--first-new-id", type=int, help="0 = past the base max id, rounded up to 64. "
               + _vocab_default("first_new_id"))
 @click.option("--idmap", help="Id map JSON for finetune's embedding init ('' = <output>.idmap.json).")
+@click.option("--focus/--no-focus", default=None, help="Add only tokens holding a character of the target "
+              "scripts (English ids stay identical for a non-Latin target). " + _vocab_default("focus"))
+@click.option("--focus-scripts", help="Comma-separated ISO 15924 codes ('' = the inputs' scripts). "
+              + _vocab_default("focus_scripts"))
 def vocab_extend_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weight: tuple[str, ...],
                      lang_cap: tuple[str, ...], as_json: bool, **values: Any) -> None:
     """Add tokens for the languages of INPUTS to an existing vocab, keeping every kept token's id."""

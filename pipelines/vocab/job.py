@@ -91,7 +91,7 @@ class _Bar:
 
 
 def _steps(cfg: VocabConfig) -> int:
-    return 1 + len(cfg.candidates) + cfg.rounds + cfg.refill_rounds + 1 + int(cfg.replace_unused)
+    return 2 + len(cfg.candidates) + cfg.rounds + cfg.refill_rounds + 1 + int(cfg.replace_unused)
 
 
 def _write_json(path: Path, obj: Any) -> None:

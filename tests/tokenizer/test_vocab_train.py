@@ -189,7 +189,7 @@ def test_cli_vocab_train(tmp_path: Path, corpus: list[tuple[str, str]]) -> None:
                    encoding="utf-8")
     out = tmp_path / "out" / "vocab.txt"
     args = ["vocab", "train", str(src), "-o", str(out), "--vocab-size", "600", "--sample-chars", "100000",
-            "--heldout-chars", "5000", "--char-seed", "", "--rounds", "2", "--json"]
+            "--heldout-chars", "5000", "--char-seed", "", "--rounds", "2", "--coverage", "", "--json"]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -198,6 +198,7 @@ def test_cli_vocab_train(tmp_path: Path, corpus: list[tuple[str, str]]) -> None:
     meta = json.loads(out.with_name("vocab.txt.meta.json").read_text(encoding="utf-8"))
     assert meta["config"]["vocab_size"] == 600 and len(meta["corpus"]["sha256"]) == 64
     assert set(meta["languages"]) == set(WORDS)
+    assert meta["config"]["coverage"] == "" and meta["coverage_floor"]["tokens"] == 0  # the switch
 
 
 def test_bad_settings_fail_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
