@@ -205,7 +205,7 @@ class VocabConfig:
     max_epochs: float = 3.0  # no language is repeated more than this (UniMax's cap; also caps temperature)
     temperature: float = 3.33  # mT5's tau for sampling="temperature"
     lang_caps: dict[str, int] = dataclasses.field(default_factory=dict)  # per-language character caps
-    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 9.0})  # budget x utility
+    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 8.0})  # budget x utility
     heldout_chars: int = 150_000  # per language, set aside (never trained on) to score tokens with greedy encoding
     heldout_fraction: float = 0.1  # ... but at most this share of a language
     score_chars: int = 1_000_000  # per language, text encoded when scoring: the held-out, topped up with training
