@@ -63,7 +63,7 @@ def _split(tokens: tuple[bytes, ...]) -> tuple[list[bytes], dict[str, list[str]]
     return partial, chars, multi
 
 
-def coverage_floor(script_counts: Mapping[str, int], have: set[bytes], cfg: VocabConfig
+def coverage_floor(script_counts: Mapping[str, int], have: set[bytes], cfg: VocabConfig, room: int | None = None
                    ) -> tuple[list[bytes], dict[str, Any]]:
     """The floor's tokens not in ``have``, best first, and a report.
 
@@ -71,6 +71,7 @@ def coverage_floor(script_counts: Mapping[str, int], have: set[bytes], cfg: Voca
         script_counts: characters per script (ISO 15924) in the whole training corpus.
         have: tokens already required (bytes, the corpus's characters): they cost nothing.
         cfg: ``coverage``, ``coverage_thin_chars``, ``coverage_share``, ``script_closure``, ``vocab_size``.
+        room: at most this many tokens (the ids the required tokens leave free; default no limit).
     """
     if not cfg.coverage:
         return [], {"vocab": "", "tokens": 0, "share": 0.0}
@@ -87,6 +88,8 @@ def coverage_floor(script_counts: Mapping[str, int], have: set[bytes], cfg: Voca
     groups.append(("thin", [t for t, _ in words]))
 
     budget = int(cfg.coverage_share * cfg.vocab_size)
+    if room is not None:
+        budget = max(0, min(budget, room))
     out: list[bytes] = []
     seen = set(have)
     counts: dict[str, int] = defaultdict(int)

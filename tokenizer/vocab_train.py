@@ -400,7 +400,8 @@ def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Pro
     all_chars: Counter[str] = Counter()
     for s in samples.values():
         all_chars.update(s.char_counts)
-    floor, floor_report = coverage_floor(script_counts_of(all_chars), set(required), cfg)
+    floor, floor_report = coverage_floor(script_counts_of(all_chars), set(required), cfg,
+                                         room=cfg.vocab_size - 1 - len(required))
     required += floor
     if progress:
         progress(f"coverage floor: {len(floor):,} tokens ({floor_report['share']:.1%} of the vocab)")
