@@ -387,10 +387,14 @@ def format_result(result: dict[str, Any]) -> str:
     toks = sorted({t for r in result["languages"] for t in r["bytes_per_token"]}, key=lambda t: (t != "ours", t))
     head = (f"{'lang':<8} {'language':<21} {'script':<6} {'val docs':>8} {'val bytes':>9} {'bpb@0':>6} {'bpb':>6} "
             f"{'95% CI':>13}" + "".join(f" {(t[:9] + ' B/tok'):>15}" for t in toks))
+    from rwkv_data.pipelines.train.evaluate import format_ci  # the one "n < 10" rule
+
+    min_docs = min((r["val_docs"] or 0 for r in result["languages"] if r["lang"] != "all"), default=0)
     lines = ["Per-language results (bpb: bits per byte of the trained model on the held-out split; bpb@0: the "
              "untrained model; B/tok: UTF-8 bytes per token, higher is better)", head, "-" * len(head)]
     for r in result["languages"]:
-        ci = f"[{_f(r['bpb_lo'], '.2f')}, {_f(r['bpb_hi'], '.2f')}]" if r["bpb_lo"] is not None else "-"
+        docs = r["val_docs"] or 0 if r["lang"] != "all" else min_docs
+        ci = format_ci(r["bpb_lo"], r["bpb_hi"], docs, ".2f") if r["bpb"] is not None else "-"
         lines.append(f"{r['lang']:<8} {r['name'][:21]:<21} {r['script']:<6} {_f(r['val_docs'], 'd'):>8} "
                      f"{_f(r['val_bytes'], 'd'):>9} {_f(r['bpb_untrained']):>6} {_f(r['bpb']):>6} {ci:>13}"
                      + "".join(f" {_f(r['bytes_per_token'].get(t)):>15}" for t in toks))

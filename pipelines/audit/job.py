@@ -181,7 +181,7 @@ def _summary(run: TokenizerRun, corpus: AuditCorpus, rows: list[dict[str, Any]],
         "max_greedy_gap": _f(max(gaps.values())) if gaps else None,
         "encode_seconds": round(run.seconds, 3),
     }
-    if costs is not None and costs.size:
+    if costs is not None and costs.size and min(len(u) for u in run.counts) >= M.MIN_UNITS:  # else no honest CI
         s["gini_lo"], s["gini_hi"] = map(_f, M.interval(M.gini_rows(costs), cfg.confidence))
         if ri >= 0:
             p = costs / costs[:, [ri]]

@@ -293,6 +293,9 @@ def variant_share(tokens: Mapping[int, bytes] | Iterable[bytes]) -> dict[str, fl
 # ---- uncertainty ------------------------------------------------------------------------------------------
 
 
+MIN_UNITS = 10  # fewer units in a language: no bootstrap interval (a percentile bootstrap over 2 is ~10x too narrow)
+
+
 def bootstrap_weights(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """[n_boot, n_units] resampling counts (each row: n_units draws with replacement)."""
     if n_units == 0:
@@ -311,7 +314,10 @@ def interval(samples: np.ndarray, ci: float = 0.95) -> tuple[float, float]:
 
 
 def ratio_ci(num: np.ndarray, den: np.ndarray, weights: np.ndarray, ci: float = 0.95) -> tuple[float, float]:
-    """Bootstrap interval of Σ num / Σ den over resampled units (``weights`` from :func:`bootstrap_weights`)."""
+    """Bootstrap interval of Σ num / Σ den over resampled units (``weights`` from :func:`bootstrap_weights`);
+    NaN (reported as null) with fewer than ``MIN_UNITS`` units."""
+    if weights.shape[1] < MIN_UNITS:
+        return (math.nan, math.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         return interval((weights @ np.asarray(num, np.float64)) / (weights @ np.asarray(den, np.float64)), ci)
 
@@ -319,8 +325,11 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, weights: np.ndarray, ci: float = 
 def paired_comparison(tokens_a: np.ndarray, tokens_b: np.ndarray, weights: np.ndarray, ci: float = 0.95
                       ) -> dict[str, float]:
     """Paired comparison of two tokenizers on the same units: ratio Σ a / Σ b, its bootstrap interval, and a
-    two-sided bootstrap p-value for ratio = 1 (units resampled jointly, so the pairing is kept)."""
+    two-sided bootstrap p-value for ratio = 1 (units resampled jointly, so the pairing is kept); interval and
+    p-value NaN with fewer than ``MIN_UNITS`` units."""
     a, b = np.asarray(tokens_a, np.float64), np.asarray(tokens_b, np.float64)
+    if weights.shape[1] < MIN_UNITS:
+        return {"ratio": _ratio(a.sum(), b.sum()), "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
     with np.errstate(divide="ignore", invalid="ignore"):
         samples = (weights @ a) / (weights @ b)
     lo, hi = interval(samples, ci)

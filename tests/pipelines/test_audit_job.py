@@ -53,11 +53,20 @@ def test_outputs_json_and_csv(result: AuditResult, files: dict[str, Path]) -> No
     assert int(eng["tokens"]) == 6 * n + 3 and float(eng["parity"]) == 1.0 and float(eng["bytes_per_token"]) == 1.0
     # 12 words and 11 spaces per sentence; a space token belongs to no word
     assert float(eng["fertility"]) == pytest.approx((n - 11) * 6 / (12 * 6))
-    for r in rows:
-        assert float(r["parity_lo"]) <= float(r["parity"]) <= float(r["parity_hi"])
+    for r in rows:  # 3 units per language: fewer than 10, so no bootstrap interval (an empty CSV cell, null)
+        assert r["parity_lo"] == r["parity_hi"] == r["bytes_per_token_lo"] == ""
     assert json.loads((out / "config.json").read_text())["bootstrap"] == 200
     dead = json.loads((out / "dead_tokens.json").read_text())
     assert 263 not in dead["fix"] and 257 in dead["fix"]  # '人人' used by Chinese, 'ab' never used
+
+
+def test_intervals_from_ten_units(tmp_path: Path) -> None:
+    res = run(AuditConfig(corpus=str(write_parallel(tmp_path / "par10.jsonl", units=10)), tokenizers=("world",),
+                          out_dir=str(tmp_path / "out"), bootstrap=200, html=False))
+    for r in res.report["languages"]:
+        assert r["units"] == 10 and r["bytes_per_token_lo"] <= r["bytes_per_token"] <= r["bytes_per_token_hi"]
+        assert r["parity_lo"] <= r["parity"] <= r["parity_hi"]
+    assert res.report["summary"]["World"]["gini_lo"] is not None
 
 
 def test_world_against_bytes_ordering(result: AuditResult) -> None:

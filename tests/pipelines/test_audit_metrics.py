@@ -131,14 +131,21 @@ def test_greedy_count_of_the_trie_matches_the_tokenizer() -> None:
 
 
 def test_bootstrap_intervals_and_paired_comparison() -> None:
-    num, den = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])
-    w = np.eye(3, dtype=np.int64)  # three "resamples", each one unit: ratios 1, 2, 3
-    assert M.ratio_ci(num, den, w, ci=0.5) == pytest.approx((1.5, 2.5))
+    num, den = np.arange(1.0, 11.0), np.ones(10)
+    w = np.eye(10, dtype=np.int64)  # ten "resamples", each one unit: ratios 1..10
+    assert M.ratio_ci(num, den, w, ci=0.5) == pytest.approx((3.25, 7.75))
     rng = np.random.default_rng(0)
-    w = M.bootstrap_weights(5, 200, rng)
-    assert w.shape == (200, 5) and (w.sum(axis=1) == 5).all()
-    b = np.array([3, 5, 7, 11, 13])
+    w = M.bootstrap_weights(10, 200, rng)
+    assert w.shape == (200, 10) and (w.sum(axis=1) == 10).all()
+    b = np.array([3, 5, 7, 11, 13, 17, 19, 23, 29, 31])
     same = M.paired_comparison(2 * b, b, w)
     assert same["ratio"] == 2.0 and same["ci_low"] == same["ci_high"] == 2.0 and same["p_value"] == 0.0
     tie = M.paired_comparison(b, b, w)
     assert tie["ratio"] == 1.0 and tie["p_value"] == 1.0
+
+
+def test_fewer_than_ten_units_give_no_interval() -> None:
+    w = M.bootstrap_weights(9, 200, np.random.default_rng(0))
+    assert all(math.isnan(x) for x in M.ratio_ci(np.arange(9.0), np.ones(9), w))
+    few = M.paired_comparison(np.arange(1, 10) * 2, np.arange(1, 10), w)
+    assert few["ratio"] == 2.0 and math.isnan(few["ci_low"]) and math.isnan(few["p_value"])

@@ -27,9 +27,35 @@ def test_summarize_is_a_ratio_of_sums_per_language() -> None:
     assert by["a"]["bpb"] == pytest.approx(40 / 40) and by["a"]["bpc"] == pytest.approx(40 / 15)
     assert by["b"]["bpb"] == pytest.approx(1.5) and by["b"]["bits_per_token"] == pytest.approx(2.0)
     assert by["all"]["bpb"] == pytest.approx(46 / 44) and by["all"]["docs"] == 3
-    assert by["b"]["bpb_lo"] == by["b"]["bpb_hi"] == pytest.approx(1.5)  # one document: no spread
-    assert by["a"]["bpb_lo"] <= by["a"]["bpb"] <= by["a"]["bpb_hi"]
-    assert "bpb" in evaluate.format_table(rows, 0.9).splitlines()[0]
+    # fewer than 10 documents: no interval at all (one document used to give [x, x])
+    assert all(r["bpb_lo"] is None and r["bpb_hi"] is None and r["bpc_lo"] is None for r in rows)
+    table = evaluate.format_table(rows, 0.9).splitlines()
+    assert "bpb" in table[0] and all("n < 10" in line for line in table[2:])
+
+
+def test_two_documents_get_no_interval_where_the_percentile_bootstrap_was_ten_times_too_narrow() -> None:
+    # The demo's case: two documents of very different bpb. The percentile bootstrap said [lo, hi] of width
+    # ~|a-b|/2 while a t-interval on 1 degree of freedom is ~12.7 standard errors wide.
+    num, den = np.array([800.0, 3000.0]), np.array([1000.0, 1000.0])
+    assert evaluate.bootstrap_ratio(num, den, 1000, 0.95, np.random.default_rng(0)) == (None, None)
+    num10, den10 = np.tile(num, 5), np.tile(den, 5)
+    lo, hi = evaluate.bootstrap_ratio(num10, den10, 1000, 0.95, np.random.default_rng(0))
+    assert lo < 1.9 < hi
+
+
+def test_pooled_row_is_stratified_by_language() -> None:
+    rng = np.random.default_rng(3)
+    langs = ["a"] * 30 + ["b"] * 12
+    nll = np.concatenate([rng.normal(1000, 50, 30), rng.normal(3000, 50, 12)])
+    rows = evaluate.summarize(langs, nll, np.ones(42, int), np.full(42, 1000), np.full(42, 500), 400, 0.95, 0)
+    pooled = rows[-1]
+    assert pooled["lang"] == "all" and pooled["bpb_lo"] < pooled["bpb"] < pooled["bpb_hi"]
+    # Stratified: every resample keeps 30 a's and 12 b's, so the spread is only the within-language one (an
+    # unstratified resample would also move the a/b mix, an interval ~10x wider).
+    assert pooled["bpb_hi"] - pooled["bpb_lo"] < 0.05
+    rows9 = evaluate.summarize(langs[:30] + ["b"] * 9 + ["c"] * 3, nll, np.ones(42, int), np.full(42, 1000),
+                               np.full(42, 500), 400, 0.95, 0)
+    assert rows9[-1]["bpb_lo"] is None  # a language with < 10 documents: the pooled row has no honest interval
 
 
 def test_bootstrap_interval_covers_and_shrinks_with_more_documents() -> None:
@@ -42,8 +68,7 @@ def test_bootstrap_interval_covers_and_shrinks_with_more_documents() -> None:
         assert lo < num.sum() / den.sum() < hi
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 5
-    assert all(math.isnan(x) for x in evaluate.bootstrap_ratio(np.ones(3), np.ones(3), 0, 0.95,
-                                                               np.random.default_rng(0)))
+    assert evaluate.bootstrap_ratio(np.ones(30), np.ones(30), 0, 0.95, np.random.default_rng(0)) == (None, None)
 
 
 def test_documents_follow_the_convention() -> None:
@@ -102,3 +127,15 @@ def test_cli_evaluate_on_raw_text_files(tmp_path: Path) -> None:
         assert [r["lang"] for r in csv.DictReader(f)] == ["aa", "de", "all"]
     bad = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(tmp_path / "m.pth"), "--vocab", "world"])
     assert bad.exit_code != 0  # neither --data nor texts
+
+
+def test_run_table_says_n_lt_10_instead_of_an_interval() -> None:
+    from rwkv_data.pipelines.run import format_result
+
+    row = {"name": "", "script": "", "val_bytes": 100, "bpb_untrained": None, "bpb": 1.5, "bytes_per_token": {}}
+    result = {"out": "x", "seconds": 1.0, "stages": {}, "audit_summary": {}, "files": [], "languages": [
+        {**row, "lang": "aa", "val_docs": 2, "bpb_lo": None, "bpb_hi": None},
+        {**row, "lang": "bb", "val_docs": 12, "bpb_lo": 1.25, "bpb_hi": 1.75},
+        {**row, "lang": "all", "val_docs": 14, "bpb_lo": None, "bpb_hi": None}]}
+    lines = {line.split()[0]: line for line in format_result(result).splitlines()[3:6]}
+    assert "n < 10" in lines["aa"] and "[1.25, 1.75]" in lines["bb"] and "n < 10" in lines["all"]
