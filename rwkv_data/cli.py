@@ -611,6 +611,32 @@ def run_cmd(config_path: str | None, out: str | None, skip: tuple[str, ...], red
     emit(result, as_json, format_result(result))
 
 
+@cli.command("compare")
+@click.argument("config_path", metavar="CONFIG.toml", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", help="Run folder (default: the config's `out`, else runs/<CONFIG stem>).")
+@click.option("--redo", multiple=True, metavar="STAGE", help="Run STAGE again although it finished (e.g. report).")
+@click.option("--threads", type=int, help="torch CPU threads (0 = torch's default, 1 when the CPU is busy).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
+def compare_cmd(config_path: str, out: str | None, redo: tuple[str, ...], threads: int | None, as_json: bool) -> None:
+    """Per-language bits per byte of tokenizer variants on the same held-out documents, with paired intervals.
+
+    Each variant is sharded, trained (same layers and width) and scored; differences against the baseline get a
+    paired bootstrap interval and a verdict. Finished stages are not redone. See docs/compare.md.
+    """
+    from rwkv_data.pipelines.compare.job import run
+    from rwkv_data.pipelines.compare.spec import load_compare_config
+
+    cfg = load_compare_config(config_path, out=out, redo=redo or None, threads=threads)
+    if not cfg.out:
+        import dataclasses
+        from pathlib import Path
+
+        cfg = dataclasses.replace(cfg, out=f"runs/{Path(config_path).stem}")
+    result = run(cfg)
+    emit(result, as_json, result["table"] + f"\nreport: {result['out']}/report/report.html\n"
+         f"total {result['seconds']:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rwkv-data`` console script."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

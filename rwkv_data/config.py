@@ -300,3 +300,49 @@ class AuditConfig:
     fail_if: tuple[str, ...] = ()  # CI thresholds, e.g. "max_parity>2.5" (exit 1 when any holds)
     html: bool = True
     num_threads: int = 0  # encoder threads for trie tokenizers (0 = the tokenizer's default)
+
+
+# ---- tokenizer comparison (issue 17) -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareVariant:
+    """One variant of ``rwkv-data compare``: a tokenizer, optionally a starting checkpoint and a vocab extension."""
+
+    name: str = ""
+    tokenizer: str = "world"  # world | bytes | train (a vocab trained on the corpus, [vocab] options) | a vocab file
+    vocab_size: int = 0  # tokenizer = "train": its size (0 = [vocab] vocab_size)
+    init: str = ""  # start from this checkpoint (fine-tuning) instead of a fresh model
+    extend_lang: str = ""  # with init: extend the tokenizer with tokens for this language (vocab extend), grow emb
+    extend_tokens: int = 1024  # ... by this many tokens
+    replay_share: float = 0.0  # with init: share of samples replayed from the whole corpus (0 = target only)
+    target_lang: str = ""  # with init: the language fine-tuned on (extend_lang when empty; "" = the whole corpus)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+    """``rwkv-data compare``: per-language bits per byte of N tokenizer variants on the same held-out documents.
+
+    Sections ``[vocab]``, ``[shard]``, ``[train]`` and ``[evaluate]`` hold the job options every variant shares
+    (pipelines/compare/job.py); ``[[variants]]`` lists the variants (docs/compare.md, examples/compare_cpu.toml).
+    """
+
+    out: str = ""  # run folder ("" = runs/<config file stem>)
+    inputs: tuple[str, ...] = ()  # corpus files, folders or globs with a lang field
+    variants: tuple[CompareVariant, ...] = ()
+    baseline: str = ""  # variant the others are compared with ("" = the first)
+    budgets: tuple[str, ...] = ("compute", "text")  # compute: same token positions; text: same training bytes
+    train_tokens: int = 0  # equal compute: token positions every variant trains (0 = [train] token_budget)
+    train_bytes: int = 0  # equal text: training bytes of every variant (0 = what the baseline covers in train_tokens)
+    seeds: tuple[int, ...] = (0,)  # one model per variant, budget and seed
+    heldout_docs: int = 0  # held-out documents scored per language, the first by content id (0 = all)
+    heldout_chars: int = 0  # score the first N characters of each held-out document (0 = whole; CPU presets)
+    skip: tuple[str, ...] = ()  # kept for the stage runner: compare runs every stage
+    redo: tuple[str, ...] = ()  # stage names to run again although finished (e.g. "report")
+    threads: int = 0  # torch CPU threads (0 = torch's default, or 1 when the load average >= the cores)
+    vocab: VocabConfig = dataclasses.field(default_factory=lambda: VocabConfig(vocab_size=4096, char_seed=""))
+    shard: ShardConfig = dataclasses.field(default_factory=lambda: ShardConfig(val_min_docs=10, progress=False))
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+        n_layer=2, n_embd=64, head_size=32, ctx_len=128, micro_bsz=4, token_budget=65_536, lr_init=3e-3,
+        lr_final=3e-4, warmup_steps=5, save_every=0))
+    evaluate: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(ctx_len=256, batch_size=4))
