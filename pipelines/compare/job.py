@@ -195,6 +195,9 @@ def _prepare(cfg: CompareConfig, v: CompareVariant, out: Path, split: ShardConfi
         st = stages[f"{name}/replay"] = Stage(cfg, f"{name}/replay", out, rcfg, [fp, *upstream])
         st.run(lambda: _shard(rcfg))
         var.replay, var.key = st.outputs["train"], st.key
+        rmeta = json.loads(Path(st.outputs["meta"]).read_text(encoding="utf-8"))
+        s = v.replay_share  # bytes per token of the mix: the target's and the replayed text's, by sample share
+        var.tokens_per_byte = 1.0 / ((1 - s) / var.tokens_per_byte + s * rmeta["bytes"] / max(1, rmeta["tokens"]))
     return var
 
 

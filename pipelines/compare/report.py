@@ -91,7 +91,7 @@ def format_tables(result: dict[str, Any]) -> str:
     pct = f"{result['confidence']:.0%}"
     for b, t in result["budgets"].items():
         names = list(t["variants"])
-        trained = ", ".join(f"{n} {t['train_tokens'][n]:,} tok / {t['train_bytes'][n] / 1e6:.2f} MB" for n in names)
+        trained = ", ".join(f"{n} {t['train_tokens'][n]:,} tokens ~ {t['train_bytes'][n]:,} bytes" for n in names)
         lines += [f"== {b}: {t['what']} ({trained}); seeds {result['seeds']}", ""]
         head = f"{'lang':<8} {'docs':>4}" + "".join(f" {n[:10] + ' bpb':>14} {pct + ' CI':>15}" for n in names)
         lines += [head, "-" * len(head)]
@@ -156,7 +156,7 @@ def bpb_plot(t: dict[str, Any]) -> str:
     names = list(t["variants"])
     langs = [r["lang"] for r in t["variants"][names[0]]]
     left, top, h, slot = 50, 30, 240, max(18, 8 * len(names) + 6)
-    width = left + 20 + slot * len(langs) + 140
+    width = max(560, left + 20 + slot * len(langs) + 140)
     vmax = max(max(r["bpb_hi"] or r["bpb"], r["bpb"]) for n in names for r in t["variants"][n]) * 1.08
     y = lambda v: top + h - h * v / vmax  # noqa: E731
     body = [f'<line x1="{left}" y1="{top + h}" x2="{width - 140}" y2="{top + h}" stroke="#999"/>']
@@ -177,7 +177,7 @@ def bpb_plot(t: dict[str, Any]) -> str:
                         f'{r["bpb"]:.3f}</title></circle>')
     body += [_text(width - 130, top + 14 * j + 8, n, extra=f'fill="{PALETTE[j % len(PALETTE)]}"')
              for j, n in enumerate(names)]
-    body.append(_text(left, 16, "bits per byte (lower is better); bars: interval, none where n < 10", size=12))
+    body.append(_text(10, 16, "bits per byte (lower is better); bars: interval, none where n < 10", size=12))
     return _svg(f"bpb-{t['budget']}", width, top + h + 50, body, f"bpb per language, {t['budget']}")
 
 
@@ -188,7 +188,7 @@ def forest_plot(t: dict[str, Any]) -> str:
     ext = max([abs(v) for _, d in rows for v in (d["delta_bpb"], d["delta_lo"] or 0, d["delta_hi"] or 0)] + [1e-3])
     x = lambda v: left + w / 2 + (w / 2) * v / (ext * 1.05)  # noqa: E731
     body = [f'<line x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" y2="{top + rh * len(rows)}" stroke="#333"/>',
-            _text(left, 16, "Δ bits per byte vs the baseline (left of 0: better); grey: no detectable difference",
+            _text(10, 16, "Δ bits per byte vs the baseline (left of 0: better); grey: no detectable difference",
                   size=12)]
     for i, (n, d) in enumerate(rows):
         yy = top + rh * i + rh / 2
@@ -201,7 +201,7 @@ def forest_plot(t: dict[str, Any]) -> str:
                     f'<title>{E(n)} {E(d["lang"])} {d["delta_bpb"]:+.3f} {E(d["verdict"])}</title></rect>')
     for v in (-ext, 0.0, ext):
         body.append(_text(x(v), top + rh * len(rows) + 14, f"{v:+.2f}", "middle", 10))
-    return _svg(f"forest-{t['budget']}", left + w + 40, top + rh * len(rows) + 24, body,
+    return _svg(f"forest-{t['budget']}", max(620, left + w + 40), top + rh * len(rows) + 24, body,
                 f"differences, {t['budget']}")
 
 

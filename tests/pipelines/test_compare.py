@@ -8,7 +8,7 @@ Acceptance checks:
 - power: bytes is detected as worse than World in English and German (World's ~4 bytes per token there: World
   "better" against the bytes baseline) and better in Amharic (World falls back to about one token per byte and,
   with 65,536 rows to train, lags: World "worse");
-- parity: a variant's checkpoint scores the same bits per byte in the `rwkv` pip package (within 1e-3);
+- parity: the World variant's checkpoint scores the same bits per byte in the `rwkv` pip package (1e-3);
 - resume: a second run redoes nothing.
 Run: pytest tests/pipelines/test_compare.py -q
 """
@@ -203,22 +203,24 @@ print(json.dumps(out))
 
 def test_variant_bpb_matches_the_rwkv_pip_package(mono_run: tuple[Path, dict[str, Any]]) -> None:
     pytest.importorskip("rwkv")
+    tmp, _ = mono_run
+    folder = tmp / "run" / "world" / "t4096-s0"
+    scores = json.loads((folder / "score" / "scores.json").read_text())
     from rwkv_data.pipelines.compare.heldout import load
     from rwkv_data.pipelines.train.evaluate import doc_from_text, load_tokenizer
 
-    tmp, _ = mono_run
-    folder = tmp / "run" / "bytes" / "t4096-s0"
-    scores = json.loads((folder / "score" / "scores.json").read_text())
-    tok = load_tokenizer(str(tmp / "run" / "bytes" / "vocab" / "bytes.txt"))
-    items = [doc_from_text(d["lang"], d["text"], tok).tokens.tolist() for d in load(tmp / "run" / "heldout" /
-                                                                                   "heldout.jsonl")]
+    # The pip package steps through a sequence slowly on a busy CPU: the shortest document of each language.
+    held, tok = load(tmp / "run" / "heldout" / "heldout.jsonl"), load_tokenizer("world")
+    langs_all = np.array(scores["langs"])
+    pick = [min(np.flatnonzero(langs_all == g), key=lambda i: scores["tokens"][i]) for g in ("am", "de", "en")]
+    items = [doc_from_text(held[i]["lang"], held[i]["text"], tok).tokens.tolist() for i in pick]
+    assert [len(x) for x in items] == [scores["tokens"][i] for i in pick]
     (tmp / "items.json").write_text(json.dumps(items))
     env = {**os.environ, "RWKV_V7_ON": "1", "RWKV_JIT_ON": "0", "RWKV_CUDA_ON": "0"}
     res = subprocess.run([sys.executable, "-c", PIP_SCRIPT, str(folder / "train" / "rwkv-final"),
                           str(tmp / "items.json")], capture_output=True, text=True, env=env, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     theirs = np.array(json.loads(res.stdout.strip().splitlines()[-1]))
-    ours, nbytes, langs = np.array(scores["bits"]), np.array(scores["bytes"], float), np.array(scores["langs"])
-    for lang in set(langs.tolist()):
-        m = langs == lang
-        assert abs(ours[m].sum() / nbytes[m].sum() - theirs[m].sum() / nbytes[m].sum()) < 1e-3
+    ours, nbytes = np.array(scores["bits"])[pick], np.array(scores["bytes"], float)[pick]
+    np.testing.assert_allclose(ours / nbytes, theirs / nbytes, atol=1e-3)  # one document per language: its bpb
+    assert (ours / nbytes > 1.0).all()  # a 16-step model is far from perfect: the comparison is not vacuous
