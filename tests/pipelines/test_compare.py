@@ -111,10 +111,10 @@ def test_config_errors_name_the_fix(tmp_path: Path, toml: str, message: str) -> 
 def test_config_sections_override_the_shared_jobs(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('seeds = [1, 2]\n[[variants]]\ntokenizer = "world"\n[[variants]]\ntokenizer = "bytes"\n'
-                    "[train]\nn_embd = 48\n")
+                    "[train]\nn_embd = 64\n")
     cfg = load_compare_config(path)
     assert cfg.variants == (CompareVariant(name="world"), CompareVariant(name="bytes", tokenizer="bytes"))
-    assert cfg.seeds == (1, 2) and cfg.train.n_embd == 48 and cfg.train.n_layer == 2
+    assert cfg.seeds == (1, 2) and cfg.train.n_embd == 64 and cfg.train.n_layer == 2
 
 
 # ---- the pipeline -------------------------------------------------------------------------------------------
