@@ -337,7 +337,7 @@ class CompareConfig:
     seeds: tuple[int, ...] = (0,)  # one model per variant, budget and seed
     heldout_docs: int = 0  # held-out documents scored per language, the first by content id (0 = all)
     heldout_chars: int = 0  # score the first N characters of each held-out document (0 = whole; CPU presets)
-    skip: tuple[str, ...] = ()  # kept for the stage runner: compare runs every stage
+    skip: tuple[str, ...] = ()  # read by the stage runner; compare refuses a non-empty skip (every stage is needed)
     redo: tuple[str, ...] = ()  # stage names to run again although finished (e.g. "report")
     threads: int = 0  # torch CPU threads (0 = torch's default, or 1 when the load average >= the cores)
     vocab: VocabConfig = dataclasses.field(default_factory=lambda: VocabConfig(vocab_size=4096, char_seed=""))

@@ -91,6 +91,8 @@ def check(cfg: CompareConfig, where: str = "options") -> None:
     bad = [b for b in cfg.budgets if b not in BUDGETS]
     if bad or not cfg.budgets:
         raise ConfigError(f"{where}: budgets {list(cfg.budgets)}: use one or both of {list(BUDGETS)}")
+    if cfg.skip:
+        raise ConfigError(f"{where}: skip {list(cfg.skip)}: compare needs every stage; use redo to run one again")
     if not cfg.seeds:
         raise ConfigError(f"{where}: seeds is empty; give at least one seed (e.g. seeds = [0])")
     for v in cfg.variants:

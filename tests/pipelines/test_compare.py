@@ -100,6 +100,7 @@ def test_seed_spread_and_seed_averaged_interval() -> None:
     ('[[variants]]\nname = "w"\ncolour = 1\n[[variants]]\nname = "b"\n', "unknown key(s) ['colour']"),
     ('budgets = ["flops"]\n[[variants]]\nname = "w"\n[[variants]]\nname = "b"\n', "budgets"),
     ('[[variants]]\nname = "w"\nreplay_share = 0.5\n[[variants]]\nname = "b"\n', "need init"),
+    ('skip = ["report"]\n[[variants]]\nname = "w"\n[[variants]]\nname = "b"\n', "use redo"),
 ])
 def test_config_errors_name_the_fix(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "c.toml"
