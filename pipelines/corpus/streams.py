@@ -27,7 +27,7 @@ from rwkv_data.errors import DependencyMissing, InputFormatError
 
 CHUNK = 1 << 20  # decoded bytes per chunk handed to the line splitter
 ZSTD_PIECE = 2048  # compressed bytes per zstd call: at most 64 MiB of output
-GZIP_PIECE = 32768  # per zlib call: at most 32 MiB (smaller pieces cost zlib a window copy per call)
+GZIP_PIECE = 65536  # per zlib call: at most 64 MiB (smaller pieces cost zlib a window copy per call)
 CHECKPOINT_BYTES = 1 << 17  # gzip: a decoder copy every 128 KiB of input, where a replay after damage starts
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -139,7 +139,7 @@ class _Feeder:
             return saved.copy
         return self.codec.new  # zstd: only a frame start is a restart point (a fresh decoder)
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
         """The output of ``data``; on a decoder error the restart point is still one before ``data``."""
         outs = []
         end = self.pos + len(data)
@@ -179,37 +179,41 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
     every = max(1, CHECKPOINT_BYTES // codec.piece)
     while True:
         try:
-            raw = f.read(codec.piece)
+            block = f.read(CHUNK)  # read in large blocks, decoded a piece at a time (a view: no copies)
         except OSError as exc:
             raise Corrupt(f"{path}: read error at byte {s.pos:,}: {exc.strerror or exc}", s.pos) from exc
-        if not raw:
+        if not block:
             break
-        try:
-            outs = s.feed(raw)
-        except codec.errors as exc:
-            if out:
-                yield b"".join(out)
-            offset, frame_start = yield from _replay(f, codec, s.restart, s.pos, s.pos + len(raw))
-            if 0 < frame_start <= offset < frame_start + 4:
-                raise Corrupt(f"{path}: the {codec.name} data ends at byte {frame_start:,} and what follows is not "
-                              f"{codec.name} data (garbage appended to the file?)", frame_start) from exc
-            raise Corrupt(f"{path}: damaged {codec.name} data at byte {offset:,} of the file ({exc})", offset) from exc
-        for o in outs:
-            if len(o) > CHUNK:  # a highly compressed piece: hand it on in CHUNK slices
+        view = memoryview(block)
+        for at in range(0, len(block), codec.piece):
+            raw = view[at:at + codec.piece]
+            try:
+                outs = s.feed(raw)
+            except codec.errors as exc:
                 if out:
                     yield b"".join(out)
+                offset, frame_start = yield from _replay(f, codec, s.restart, s.pos, s.pos + len(raw))
+                if 0 < frame_start <= offset < frame_start + 4:
+                    raise Corrupt(f"{path}: the {codec.name} data ends at byte {frame_start:,} and what follows is "
+                                  f"not {codec.name} data (garbage appended to the file?)", frame_start) from exc
+                raise Corrupt(f"{path}: damaged {codec.name} data at byte {offset:,} of the file ({exc})",
+                              offset) from exc
+            for o in outs:
+                if len(o) > CHUNK:  # a highly compressed piece: hand it on in CHUNK slices
+                    if out:
+                        yield b"".join(out)
+                        out, size = [], 0
+                    for i in range(0, len(o), CHUNK):
+                        yield o[i:i + CHUNK]
+                    continue
+                out.append(o)
+                size += len(o)
+                if size >= CHUNK:
+                    yield b"".join(out)
                     out, size = [], 0
-                for i in range(0, len(o), CHUNK):
-                    yield o[i:i + CHUNK]
-                continue
-            out.append(o)
-            size += len(o)
-            if size >= CHUNK:
-                yield b"".join(out)
-                out, size = [], 0
-        pieces += 1
-        if pieces % every == 0:
-            s.checkpoint()
+            pieces += 1
+            if pieces % every == 0:
+                s.checkpoint()
     if out:
         yield b"".join(out)
     if s.fed:
