@@ -27,6 +27,7 @@ from rwkv_data.config import FinetuneConfig, ShardConfig, TrainConfig
 from rwkv_data.pipelines.shard import job as shard
 from rwkv_data.pipelines.train import evaluate, finetune, modelio
 from rwkv_data.pipelines.train import job as train
+from rwkv_data.tokenizer.resolve import load_trie
 from rwkv_data.tokenizer.vocab import Vocab, write_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def main() -> int:
     ft_dir = work / "ft"
     ft = finetune.run(FinetuneConfig(init=str(ckpt), data=str(T), replay_data=str(P), out_dir=str(ft_dir),
                                      max_steps=args.ft_steps, token_budget=args.ft_steps * tps, **common))
-    tok = evaluate.load_tokenizer(str(vocab))
+    tok = load_trie(str(vocab))
     docs = (evaluate.load_binidx_docs(P_val, tok, args.eval_docs)
             + evaluate.load_binidx_docs(T_val, tok, args.eval_docs))
     before, after = bpb_table(ckpt, docs), bpb_table(Path(ft["checkpoint"]), docs)

@@ -8,17 +8,14 @@ do), so any x070 World/Pile checkpoint loads without flags; other variants are r
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from rwkv_data.atomic import atomic_path, atomic_write
 from rwkv_data.errors import CheckpointError
-from rwkv_data.fsmode import publish_mode
 from rwkv_data.model.config import RWKV7Config
 from rwkv_data.model.rwkv7 import RWKV7
 
@@ -132,18 +129,6 @@ def load_checkpoint(
     return model.to(device=device), cfg
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        publish_mode(tmp)  # mkstemp made it 0600; give it the mode open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(model: RWKV7, path: str | Path, *, dtype: torch.dtype | None = None,
                     extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` as an official checkpoint at ``path`` and its config as ``path.with_suffix('.json')``.
@@ -162,9 +147,10 @@ def save_checkpoint(model: RWKV7, path: str | Path, *, dtype: torch.dtype | None
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: directory does not exist")
     sd = {k: v.detach().to("cpu", dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: torch.save(sd, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(sd, tmp)
     meta = {**(extra or {}), "format": FORMAT, "config": model.config.to_dict(),
             "dtype": str(next(iter(sd.values())).dtype)}
     text = json.dumps(meta, indent=2) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path.with_suffix(".json"), text)
     return path

@@ -44,10 +44,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _load_tokenizer(vocab: str | None) -> Any:
-    """The tokenizer of ``--vocab`` (a .txt or .json file), or RWKV World when it is not given."""
-    from rwkv_data.tokenizer import TrieTokenizer
+    """The tokenizer of ``--vocab`` (a spec: ``world`` or a .txt/.json vocab), RWKV World when not given."""
+    from rwkv_data.tokenizer.resolve import load_trie
 
-    return TrieTokenizer.from_file(vocab) if vocab else TrieTokenizer.world()
+    return load_trie(vocab or "world")
 
 
 _VOCAB_HELP = "Vocab file (World .txt or .json); default: RWKV World (bundled)."
@@ -370,9 +370,10 @@ def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tup
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_cmd(prefix: str, vocab: str | None, sample: int, as_json: bool) -> None:
     """Counts, the per-language table and a decoded sample document of shard PREFIX."""
-    from rwkv_data.pipelines.shard.check import format_inspect, inspect, tokenizer_for
+    from rwkv_data.pipelines.shard.check import format_inspect, inspect
+    from rwkv_data.pipelines.shard.meta import tokenizer_for_shard
 
-    info = inspect(prefix, tokenizer_for(prefix, vocab), sample=sample)
+    info = inspect(prefix, tokenizer_for_shard(prefix, vocab, strict=False), sample=sample)
     emit(info, as_json, format_inspect(info))
 
 
@@ -506,7 +507,7 @@ def finetune_cmd(config_path: str | None, as_json: bool, **values: Any) -> None:
 
 @cli.command("evaluate")
 @click.argument("texts", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@_config_options(_eval_config_class(), skip=("texts",))
+@_config_options(_eval_config_class(), skip=("inputs",))
 def evaluate_cmd(texts: tuple[str, ...], config_path: str | None, as_json: bool, **values: Any) -> None:
     """Bits per byte / per char per language of --checkpoint on --data P_val or on TEXTS (.txt, .jsonl).
 
@@ -516,7 +517,7 @@ def evaluate_cmd(texts: tuple[str, ...], config_path: str | None, as_json: bool,
     from rwkv_data.pipelines.train import evaluate
 
     if texts:
-        values["texts"] = tuple(texts)
+        values["inputs"] = tuple(texts)
     cfg = _load_model_config(EvalConfig, config_path, "evaluate", values)
     result = evaluate.run(cfg)
     table = result.pop("table")
@@ -558,7 +559,7 @@ def _audit_default(name: str) -> str:
 @click.option("--fail-if", "fail_if", multiple=True, metavar="COND",
               help="Exit 1 when e.g. 'max_parity>2.5' or 'World:gini>=0.3' holds; repeatable.")
 @click.option("--html/--no-html", default=None, help="Write report.html. " + _audit_default("html"))
-@click.option("--threads", "num_threads", type=int, help="Encoder threads for trie tokenizers (0 = default).")
+@click.option("--threads", "threads", type=int, help="Encoder threads for trie tokenizers (0 = default).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def audit_cmd(corpus: str | None, config_path: str | None, tokenizers: tuple[str, ...], langs: tuple[str, ...],
               fail_if: tuple[str, ...], as_json: bool, **values: Any) -> None:
@@ -600,14 +601,18 @@ def run_cmd(config_path: str | None, out: str | None, skip: tuple[str, ...], red
     Without CONFIG.toml it runs on the bundled demo corpus (38 languages, a few minutes on a CPU). Finished
     stages are not redone on a rerun; see examples/demo.toml for pointing it at your own corpus.
     """
-    from rwkv_data.pipelines.run import default_out, format_result, load_run_config, run
+    from rwkv_data.pipelines.run import StageFailed, default_out, format_result, load_run_config, run
 
-    cfg = load_run_config(config_path, out=out, skip=skip or None, redo=redo or None, threads=threads)
-    if not cfg.out:
+    cfg = load_run_config(config_path, out_dir=out, skip=skip or None, redo=redo or None, threads=threads)
+    if not cfg.out_dir:
         import dataclasses
 
-        cfg = dataclasses.replace(cfg, out=default_out(config_path))
-    result = run(cfg)
+        cfg = dataclasses.replace(cfg, out_dir=default_out(config_path))
+    try:
+        result = run(cfg)
+    except StageFailed as exc:  # what finished and every file written, then the one-line error
+        emit({**exc.result, "error": str(exc)}, as_json, format_result(exc.result))
+        raise
     emit(result, as_json, format_result(result))
 
 

@@ -118,8 +118,8 @@ def check_eval(cfg: Any) -> None:
     """Ranges of :class:`rwkv_data.config.EvalConfig`."""
     for name in ("checkpoint", "vocab", "data"):
         check_str(cfg, name)
-    if not isinstance(cfg.texts, tuple | list) or not all(isinstance(t, str) for t in cfg.texts):
-        raise ConfigError(f"texts must be a list of file names, got {cfg.texts!r}")
+    if not isinstance(cfg.inputs, tuple | list) or not all(isinstance(t, str) for t in cfg.inputs):
+        raise ConfigError(f"inputs must be a list of file names, got {cfg.inputs!r}")
     check_str(cfg, "out_dir", nonempty=True)
     check_int(cfg, "ctx_len", 1)
     check_int(cfg, "batch_size", 1)

@@ -1,5 +1,8 @@
 """Module boundaries: imports flow tokenizer, kernels -> model -> pipelines -> cli, and light entry points.
 
+Inside pipelines: corpus reads text for everyone; shard, vocab and audit use corpus but not train or run;
+none of corpus, shard, vocab, audit (nor the tokenizer) imports torch. docs/architecture.md draws it.
+
 Run: pytest tests/test_boundaries.py
 """
 
@@ -15,13 +18,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # folder -> (its package name, packages it must not import)
+P = "rwkv_data.pipelines"
+RUN = {f"{P}.run", f"{P}.run_config", f"{P}.run_stage", f"{P}.run_report", f"{P}.jobs"}
 RULES = {
     "tokenizer": ("rwkv_data.tokenizer", {"torch", "rwkv_data.model", "rwkv_data.kernels", "rwkv_data.pipelines",
-                                           "rwkv_data.cli"}),
+                                           "rwkv_data.cli", "rwkv_data.config", "rwkv_data.config_load"}),
     "kernels": ("rwkv_data.kernels", {"rwkv_data.tokenizer", "rwkv_data.model", "rwkv_data.pipelines",
                                       "rwkv_data.cli"}),
     "model": ("rwkv_data.model", {"rwkv_data.tokenizer", "rwkv_data.pipelines", "rwkv_data.cli"}),
     "pipelines": ("rwkv_data.pipelines", {"rwkv_data.cli"}),
+    "pipelines/corpus": (f"{P}.corpus", {"torch", "rwkv_data.model", f"{P}.shard", f"{P}.train", f"{P}.audit",
+                                         f"{P}.vocab", *RUN}),
+    "pipelines/shard": (f"{P}.shard", {"torch", "rwkv_data.model", f"{P}.train", f"{P}.audit", f"{P}.vocab", *RUN}),
+    "pipelines/vocab": (f"{P}.vocab", {"torch", "rwkv_data.model", f"{P}.train", f"{P}.audit", *RUN}),
+    "pipelines/audit": (f"{P}.audit", {"torch", "rwkv_data.model", f"{P}.train", f"{P}.vocab", *RUN}),
 }
 
 
@@ -54,13 +64,17 @@ def test_imports_follow_the_layering(folder: str) -> None:
     assert not bad, "layering violations:\n" + "\n".join(bad)
 
 
-def test_cli_module_imports_no_pipeline_at_top_level() -> None:
-    tree = ast.parse((ROOT / "rwkv_data" / "cli.py").read_text(encoding="utf-8"))
-    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
-    names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
-    assert not [n for n in names if n.startswith(("rwkv_data.pipelines", "rwkv_data.model", "rwkv_data.kernels",
-                                                   "torch"))]
+def test_cli_modules_import_no_pipeline_at_top_level() -> None:
+    files = sorted((ROOT / "rwkv_data" / "cli").glob("*.py")) or [ROOT / "rwkv_data" / "cli.py"]
+    assert files, "the CLI package is missing"
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+        bad = [n for n in names if n.startswith(("rwkv_data.pipelines", "rwkv_data.model", "rwkv_data.kernels",
+                                                 "torch"))]
+        assert not bad, f"{path.name} imports {bad} at top level"
 
 
 def _torch_loaded_after(code: str) -> bool:

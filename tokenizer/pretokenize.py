@@ -101,7 +101,8 @@ def bytes_to_unicode() -> dict[int, str]:
 
 
 @lru_cache(maxsize=1)
-def _unicode_to_bytes() -> dict[str, int]:
+def unicode_to_bytes() -> dict[str, int]:
+    """The inverse of :func:`bytes_to_unicode` (ByteLevel token characters -> byte values)."""
     return {c: b for b, c in bytes_to_unicode().items()}
 
 
@@ -111,7 +112,7 @@ def byte_level_to_bytes(piece: str) -> bytes:
     Raises:
         ValueError: ``piece`` holds a character outside the ByteLevel alphabet (e.g. a special token).
     """
-    table = _unicode_to_bytes()
+    table = unicode_to_bytes()
     try:
         return bytes(table[c] for c in piece)
     except KeyError as exc:

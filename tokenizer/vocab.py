@@ -24,14 +24,13 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rwkv_data.atomic import atomic_write
 from rwkv_data.errors import DependencyMissing, VocabFormatError
-from rwkv_data.fsmode import publish_mode
 from rwkv_data.tokenizer import vocab_cache
 from rwkv_data.tokenizer.literal import LiteralError, parse_token_literal, token_literal
 
@@ -359,18 +358,7 @@ def write_vocab(vocab: Vocab, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     data = _json_form(vocab) if path.suffix.lower() == ".json" else _text_form(vocab)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        publish_mode(tmp)  # mkstemp made it 0600; give it the mode open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, data, fsync=True)
 
 
 def world_vocab_path() -> Path:

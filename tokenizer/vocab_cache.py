@@ -21,9 +21,10 @@ import logging
 import os
 import struct
 import sys
-import tempfile
 from array import array
 from pathlib import Path
+
+from rwkv_data.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +110,6 @@ def store(data: bytes, kind: str, tokens: dict[int, bytes], canonical_sha256: st
     head = _HEAD.pack(MAGIC, hashlib.sha256(data).digest(), bytes.fromhex(canonical_sha256), len(tokens), len(blob))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(head + ids.tobytes() + lens.tobytes() + blob)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, head + ids.tobytes() + lens.tobytes() + blob)
     except OSError as exc:
         log.debug("vocab cache not written (%s): %s", path, exc)

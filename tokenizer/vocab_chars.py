@@ -19,8 +19,8 @@ import unicodedata
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
-from rwkv_data.config import VocabConfig
 from rwkv_data.tokenizer.scripts import char_script, script_chars
+from rwkv_data.tokenizer.vocab_settings import VocabSettings
 
 if TYPE_CHECKING:
     from rwkv_data.tokenizer.vocab_train import LangSample
@@ -70,7 +70,7 @@ def _seed_chars(name: str) -> list[str]:
     return out
 
 
-def required_chars(samples: dict[str, LangSample], cfg: VocabConfig,
+def required_chars(samples: dict[str, LangSample], cfg: VocabSettings,
                    extra_budget: int | None = None) -> tuple[list[bytes], dict[str, Any]]:
     """The character-completeness set, as sorted UTF-8 tokens, and a per-script report.
 

@@ -18,9 +18,9 @@ lead token). The floor adds, in this order of priority, as tokens that selection
 Tokens the corpus already requires cost nothing; the others stop at ``coverage_share`` of ``vocab_size``
 (reported as ``truncated``). ``coverage = ""`` turns the floor off.
 
->>> from rwkv_data.config import VocabConfig
+>>> from rwkv_data.tokenizer.vocab_settings import VocabSettings
 >>> corpus = {"Latn": 10**8, "Cyrl": 10**7, "Hani": 10**7, "Hang": 10**6}  # characters per script
->>> floor, rep = coverage_floor(corpus, set(), VocabConfig())
+>>> floor, rep = coverage_floor(corpus, set(), VocabSettings())
 >>> "മ".encode() in floor, "ന്ന".encode() in floor, rep["by_kind"]["partial"], rep["truncated"]
 (True, False, 358, False)
 """
@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from rwkv_data.config import VocabConfig
 from rwkv_data.tokenizer.scripts import NEUTRAL, char_script, script_chars, text_scripts
+from rwkv_data.tokenizer.vocab_settings import VocabSettings
 
 
 @lru_cache(maxsize=4)
@@ -63,7 +63,7 @@ def _split(tokens: tuple[bytes, ...]) -> tuple[list[bytes], dict[str, list[str]]
     return partial, chars, multi
 
 
-def coverage_floor(script_counts: Mapping[str, int], have: set[bytes], cfg: VocabConfig, room: int | None = None
+def coverage_floor(script_counts: Mapping[str, int], have: set[bytes], cfg: VocabSettings, room: int | None = None
                    ) -> tuple[list[bytes], dict[str, Any]]:
     """The floor's tokens not in ``have``, best first, and a report.
 

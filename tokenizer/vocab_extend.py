@@ -29,9 +29,9 @@ needs::
     }                                                          #   greedy ids of its bytes (mean-embedding init)
 
 >>> from rwkv_data.tokenizer import Vocab
->>> from rwkv_data.config import VocabConfig
+>>> from rwkv_data.tokenizer.vocab_settings import VocabSettings
 >>> base = Vocab.from_tokens({i + 1: bytes([i]) for i in range(256)})
->>> res = extend_vocab(base, [("ሰላም ለዓለም። " * 50, "am")], VocabConfig(add_tokens=8, heldout_fraction=0.2))
+>>> res = extend_vocab(base, [("ሰላም ለዓለም። " * 50, "am")], VocabSettings(add_tokens=8, heldout_fraction=0.2))
 >>> all(res.tokens[i] == t for i, t in base.tokens.items()), len(res.idmap["added"])
 (True, 8)
 """
@@ -44,13 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.config import VocabConfig
 from rwkv_data.errors import ConfigError
 from rwkv_data.tokenizer.scripts import NEUTRAL, text_scripts
 from rwkv_data.tokenizer.vocab import Vocab
 from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_coverage import script_counts_of
 from rwkv_data.tokenizer.vocab_select import select_tokens
+from rwkv_data.tokenizer.vocab_settings import VocabSettings
 from rwkv_data.tokenizer.vocab_train import LangSample, Progress, candidate_pool, check_config, sample_corpus
 
 IDMAP_FORMAT = "rwkv-vocab-idmap"
@@ -76,7 +76,7 @@ def _ranges(ids: Iterable[int]) -> list[list[int]]:
     return out
 
 
-def focus_scripts(samples: Mapping[str, LangSample], cfg: VocabConfig) -> set[str]:
+def focus_scripts(samples: Mapping[str, LangSample], cfg: VocabSettings) -> set[str]:
     """The scripts new tokens must touch: ``cfg.focus_scripts``, else every script that is at least 10 % of an
     input language's letters (empty when ``cfg.focus`` is off: any token may be added)."""
     if not cfg.focus:
@@ -132,7 +132,7 @@ def build_idmap(base: Vocab, new: Vocab) -> dict[str, Any]:
     }
 
 
-def extend_vocab(base: Vocab, docs: Iterable[tuple[str, str]], cfg: VocabConfig,
+def extend_vocab(base: Vocab, docs: Iterable[tuple[str, str]], cfg: VocabSettings,
                  progress: Progress | None = None) -> ExtendResult:
     """Add ``cfg.add_tokens`` tokens (plus one per replaced token) for the languages of ``docs`` to ``base``.
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rwkv_data.config import VocabConfig
+from rwkv_data.tokenizer.vocab_settings import VocabSettings
 
 if TYPE_CHECKING:
     from rwkv_data.tokenizer.vocab_train import LangSample
@@ -58,7 +58,7 @@ def variant_key(tok: bytes) -> str | None:
 class _Scorer:
     """Encodes the scoring text with a vocabulary and derives per-token utilities."""
 
-    def __init__(self, samples: dict[str, LangSample], cfg: VocabConfig) -> None:
+    def __init__(self, samples: dict[str, LangSample], cfg: VocabSettings) -> None:
         self.cfg = cfg
         self.langs = sorted(samples)
         self.texts = {lang: samples[lang].score or samples[lang].train[:1] for lang in self.langs}
@@ -250,7 +250,7 @@ class _Selection:
 
 
 def select_tokens(samples: dict[str, LangSample], required: Sequence[bytes], pool: Sequence[bytes],
-                  n_tokens: int, cfg: VocabConfig, progress: Progress | None = None) -> tuple[list[bytes], dict]:
+                  n_tokens: int, cfg: VocabSettings, progress: Progress | None = None) -> tuple[list[bytes], dict]:
     """Choose ``n_tokens`` tokens: all of ``required`` plus the best of ``pool`` under greedy encoding.
 
     Args:

@@ -19,9 +19,9 @@ The method (docs/vocab.md):
 Everything is deterministic for a seed. The output keeps id 0 free, puts byte ``b`` at id ``b + 1`` (as World
 does) and sorts the remaining tokens by byte length, then bytes.
 
->>> from rwkv_data.config import VocabConfig
+>>> from rwkv_data.tokenizer.vocab_settings import VocabSettings
 >>> docs = [("the cat sat on the mat. " * 20, "en"), ("der Hund und die Katze. " * 20, "de")]
->>> result = train_vocab(docs, VocabConfig(vocab_size=320, heldout_fraction=0.2, sample_chars=10_000))
+>>> result = train_vocab(docs, VocabSettings(vocab_size=320, heldout_fraction=0.2, sample_chars=10_000))
 >>> len(result.tokens) <= 319 and result.tokens[1] == b"\\x00"
 True
 """
@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.config import VocabConfig
 from rwkv_data.errors import ConfigError
 from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
 from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_coverage import coverage_floor, script_counts_of
+from rwkv_data.tokenizer.vocab_settings import VocabSettings
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
     return out
 
 
-def _budgets(sizes: dict[str, int], cfg: VocabConfig) -> dict[str, int]:
+def _budgets(sizes: dict[str, int], cfg: VocabSettings) -> dict[str, int]:
     """Characters per language: UniMax or temperature shares of ``cfg.sample_chars``, capped."""
     weight = {lang: float(cfg.lang_weights.get(lang, 1.0)) for lang in sizes}
     cap = {lang: min(int(n * cfg.max_epochs), cfg.lang_caps.get(lang, 1 << 62)) for lang, n in sizes.items()}
@@ -158,11 +158,11 @@ class _Reservoir:
         return [c for _, _, c in sorted(self.heap, reverse=True)]
 
 
-def _heldout_limit(total: int, cfg: VocabConfig) -> int:
+def _heldout_limit(total: int, cfg: VocabSettings) -> int:
     return int(min(cfg.heldout_chars, cfg.heldout_fraction * total))
 
 
-def _keep_limits(res: dict[str, _Reservoir], cfg: VocabConfig) -> dict[str, int]:
+def _keep_limits(res: dict[str, _Reservoir], cfg: VocabSettings) -> dict[str, int]:
     """Characters each language must keep so that the final sample is the same as with every chunk in memory.
 
     UniMax only: the water level (budget per unit of weight) never rises as more text arrives, so a language
@@ -183,7 +183,7 @@ def _keep_limits(res: dict[str, _Reservoir], cfg: VocabConfig) -> dict[str, int]
             for lang in sizes}
 
 
-def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabConfig) -> dict[str, LangSample]:
+def sample_corpus(docs: Iterable[tuple[str, str]], cfg: VocabSettings) -> dict[str, LangSample]:
     """Group ``(text, lang)`` documents by language, set held-out text aside and sample the training text.
 
     Deterministic for ``cfg.seed`` and the document order: each language's chunks are shuffled by keys from a
@@ -261,7 +261,7 @@ def _training_iter(samples: dict[str, LangSample]) -> Iterable[str]:
         yield from samples[lang].train
 
 
-def _hf_candidates(samples: dict[str, LangSample], cfg: VocabConfig, size: int, kind: str) -> list[bytes]:
+def _hf_candidates(samples: dict[str, LangSample], cfg: VocabSettings, size: int, kind: str) -> list[bytes]:
     """Tokens of an HF byte-level BPE or Unigram model trained on the sample, best first."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -296,7 +296,7 @@ def _hf_candidates(samples: dict[str, LangSample], cfg: VocabConfig, size: int, 
     return out
 
 
-def _ngram_candidates(samples: dict[str, LangSample], cfg: VocabConfig, size: int) -> list[bytes]:
+def _ngram_candidates(samples: dict[str, LangSample], cfg: VocabSettings, size: int) -> list[bytes]:
     """Frequent pre-tokens and, inside long pre-tokens (unspaced scripts), character n-grams of 2-8 chars,
     ranked by count x (bytes - 1): the bytes a token would save if it were always matched. Counted per
     language on up to 300k characters and normalised, so every language proposes its own strings."""
@@ -326,7 +326,7 @@ def _ngram_candidates(samples: dict[str, LangSample], cfg: VocabConfig, size: in
     return [b for b, _ in sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
 
 
-def candidate_pool(samples: dict[str, LangSample], cfg: VocabConfig, size: int,
+def candidate_pool(samples: dict[str, LangSample], cfg: VocabSettings, size: int,
                    progress: Progress | None = None) -> list[bytes]:
     """The union of the configured candidate sources, interleaved by rank (deterministic, duplicates dropped)."""
     sources = []
@@ -357,7 +357,7 @@ def assign_ids(tokens: Iterable[bytes]) -> dict[int, bytes]:
     return out
 
 
-def check_config(cfg: VocabConfig) -> None:
+def check_config(cfg: VocabSettings) -> None:
     """Reject bad settings before any text is read (ConfigError naming the field and the valid values)."""
     from rwkv_data.tokenizer.pretokenize import PATTERNS
 
@@ -381,12 +381,12 @@ def check_config(cfg: VocabConfig) -> None:
         raise ConfigError("invalid vocab settings: " + "; ".join(problems))
 
 
-def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabConfig, progress: Progress | None = None) -> TrainResult:
+def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabSettings, progress: Progress | None = None) -> TrainResult:
     """Train a vocabulary of at most ``cfg.vocab_size - 1`` tokens (ids 1..vocab_size-1) from ``(text, lang)``.
 
     Args:
         docs: documents with their language code (read once).
-        cfg: sampling, candidate and selection settings (:class:`~rwkv_data.config.VocabConfig`).
+        cfg: sampling, candidate and selection settings (:class:`~rwkv_data.tokenizer.vocab_settings.VocabSettings`).
         progress: called after each step with a short description (the CLI drives a progress bar with it).
     """
     from rwkv_data.tokenizer.vocab_select import select_tokens

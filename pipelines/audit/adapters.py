@@ -26,6 +26,8 @@ import numpy as np
 
 from rwkv_data.errors import ConfigError, DependencyMissing
 from rwkv_data.pipelines.audit.metrics import char_byte_offsets, fallback_mask
+from rwkv_data.tokenizer.pretokenize import unicode_to_bytes
+from rwkv_data.tokenizer.resolve import load_trie, parse_spec
 
 # Split patterns of the public tiktoken encodings (from tiktoken_ext/openai_public.py), so a local .tiktoken
 # file can be used without the package's download helpers.
@@ -41,19 +43,6 @@ TIKTOKEN_PATTERNS: dict[str, str] = {
 }
 TIKTOKEN_PATTERNS["p50k_base"] = TIKTOKEN_PATTERNS["gpt2"] = TIKTOKEN_PATTERNS["r50k_base"]
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-def gpt2_unicode_to_byte() -> dict[str, int]:
-    """Inverse of GPT-2's ``bytes_to_unicode`` table (ByteLevel token strings -> raw bytes)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
 class TokenizerAdapter:
@@ -113,18 +102,6 @@ class TrieAdapter(TokenizerAdapter):
         self.num_threads = num_threads
         super().__init__(name or tok.name, dict(tok.vocab.tokens), tok.vocab_size, source=tok.name)  # type: ignore[attr-defined]
         self.sha256 = tok.sha256  # type: ignore[attr-defined]
-
-    @classmethod
-    def world(cls, name: str = "World") -> TrieAdapter:
-        from rwkv_data.tokenizer import TrieTokenizer
-
-        return cls(TrieTokenizer.world(), name)
-
-    @classmethod
-    def from_file(cls, path: str | Path, name: str | None = None) -> TrieAdapter:
-        from rwkv_data.tokenizer import TrieTokenizer
-
-        return cls(TrieTokenizer.from_file(path), name or Path(path).stem)
 
     def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
         return self.tok.encode_batch(list(texts), num_threads=self.num_threads, as_array=True)  # type: ignore[attr-defined]
@@ -199,7 +176,7 @@ class HFAdapter(TokenizerAdapter):
         except Exception as exc:  # the Rust side raises a bare Exception with the parse error
             raise ConfigError(f"{path}: not a Hugging Face tokenizer.json: {exc}") from exc
         vocab = self.tok.get_vocab(with_added_tokens=False)
-        table = gpt2_unicode_to_byte()
+        table = unicode_to_bytes()
         byte_level = '"ByteLevel"' in path.read_text(encoding="utf-8")
         tokens: dict[int, bytes] = {}
         for s, i in vocab.items():
@@ -274,35 +251,14 @@ class SentencePieceAdapter(TokenizerAdapter):
 
 def load_tokenizer(spec: str, num_threads: int | None = None) -> TokenizerAdapter:
     """Build an adapter from a spec ``[label=][kind:]path[#pattern]`` (see the module docstring)."""
-    label, _, rest = spec.partition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
-    kind, sep, path = rest.partition(":")
-    if not sep or kind not in ("trie", "hf", "tiktoken", "sp", "world", "bytes"):
-        kind, path = "", rest
-    name = label or None
-    if kind == "world" or (not kind and path == "world"):
-        world = TrieAdapter.world(name or "World")
-        world.num_threads = num_threads
-        return world
-    if kind == "bytes" or (not kind and path == "bytes"):
-        return BytesAdapter(name or "bytes")
-    path, _, pattern = path.partition("#")
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"tokenizer {spec!r}: file {p} not found (or use 'world' / 'bytes')")
-    if not kind:
-        suffix = p.name.lower()
-        kind = ("hf" if suffix.endswith("tokenizer.json") else "sp" if suffix.endswith(".model")
-                else "tiktoken" if suffix.endswith(".tiktoken") else "trie" if suffix.endswith((".txt", ".json"))
-                else "")
-        if not kind:
-            raise ConfigError(f"tokenizer {spec!r}: cannot tell the kind from the file name; prefix it with "
-                              "trie:, hf:, tiktoken: or sp:")
-    if kind == "trie":
-        adapter: TokenizerAdapter = TrieAdapter.from_file(p, name)
-        adapter.num_threads = num_threads  # type: ignore[attr-defined]
-        return adapter
-    if kind == "hf":
-        return HFAdapter(p, name)
-    if kind == "tiktoken":
-        return TiktokenAdapter(p, pattern or None, name)
-    return SentencePieceAdapter(p, name)
+    parsed = parse_spec(spec)
+    if parsed.kind in ("world", "trie"):
+        return TrieAdapter(load_trie(spec), parsed.name, num_threads)
+    if parsed.kind == "bytes":
+        return BytesAdapter(parsed.name)
+    p = parsed.require_file(spec)
+    if parsed.kind == "hf":
+        return HFAdapter(p, parsed.label or None)
+    if parsed.kind == "tiktoken":
+        return TiktokenAdapter(p, parsed.pattern or None, parsed.label or None)
+    return SentencePieceAdapter(p, parsed.label or None)

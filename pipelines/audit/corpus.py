@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rwkv_data.config import CorpusSpec
 from rwkv_data.errors import DependencyMissing, InputFormatError
 from rwkv_data.pipelines.audit.metrics import dominant_script
 
@@ -125,9 +127,10 @@ def load_parallel(path: str | Path, langs: Sequence[str] = ()) -> AuditCorpus:
 
 
 def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (),
-              max_bytes_per_lang: int = 0) -> AuditCorpus:
-    """Read monolingual documents (grouped by their ``lang``), at most ``max_bytes_per_lang`` per language."""
-    from rwkv_data.pipelines.corpus.readers import iter_documents
+              max_bytes_per_lang: int = 0, spec: CorpusSpec | None = None) -> AuditCorpus:
+    """Read monolingual documents (grouped by their language), at most ``max_bytes_per_lang`` per language;
+    ``spec`` says how records are read (fields, language, error policy), its inputs aside."""
+    from rwkv_data.pipelines.corpus.spec import documents
 
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     inputs: list[str] = []
@@ -141,7 +144,7 @@ def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (
         raise InputFormatError(f"{paths}: no .jsonl(.zst) files found (or none for languages {list(langs)})")
     by_lang: dict[str, LangText] = {}
     size: dict[str, int] = {}
-    for doc in iter_documents(inputs):
+    for doc in documents(dataclasses.replace(spec or CorpusSpec(), inputs=tuple(inputs))):
         if langs and doc.lang not in langs:
             continue
         n = len(doc.text.encode("utf-8"))
@@ -181,8 +184,8 @@ def load_flores(split: str = "devtest", langs: Sequence[str] = (),
     return AuditCorpus("parallel", f"hf:{dataset}:{split}", "sentence", out)
 
 
-def load_corpus(corpus: str, layout: str = "auto", langs: Sequence[str] = (), max_bytes_per_lang: int = 0
-                ) -> AuditCorpus:
+def load_corpus(corpus: str, layout: str = "auto", langs: Sequence[str] = (), max_bytes_per_lang: int = 0,
+                spec: CorpusSpec | None = None) -> AuditCorpus:
     """Dispatch on ``layout`` (``auto`` looks at the path and the first record)."""
     if corpus.startswith("flores"):
         _, _, split = corpus.partition(":")
@@ -195,4 +198,4 @@ def load_corpus(corpus: str, layout: str = "auto", langs: Sequence[str] = (), ma
                                "or flores:devtest)")
     if layout == "parallel" or (layout == "auto" and path.is_file() and is_parallel_file(path)):
         return load_parallel(path, langs)
-    return load_mono(path, langs, max_bytes_per_lang)
+    return load_mono(path, langs, max_bytes_per_lang, spec)

@@ -13,7 +13,7 @@ tokenizer, so parity and the paired comparison keep the alignment.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import logging
 import math
 import re
@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from rwkv_data.atomic import atomic_write, atomic_write_json
 from rwkv_data.config import AuditConfig, to_dict
 from rwkv_data.errors import ConfigError
 from rwkv_data.pipelines.audit import metrics as M
 from rwkv_data.pipelines.audit.adapters import TokenizerAdapter, load_tokenizer
-from rwkv_data.pipelines.audit.corpus import AuditCorpus, load_corpus
+from rwkv_data.pipelines.audit.corpus import AuditCorpus, load_corpus, load_mono
 
 log = logging.getLogger(__name__)
 CI_METRICS = {  # per-language metrics with intervals: name -> (numerator field, denominator field)
@@ -301,22 +302,33 @@ CSV_COLUMNS = ["tokenizer", "key", "lang", "script", "name", "units", "tokens", 
 def write_outputs(report: dict[str, Any], runs: list[TokenizerRun], cfg: AuditConfig, out: Path) -> None:
     """summary.json, languages.csv, dead_tokens.json, config.json, stats.json and (optionally) report.html."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    with (out / "languages.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(report["languages"])
+    atomic_write_json(out / "summary.json", report, indent=1)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(report["languages"])
+    atomic_write(out / "languages.csv", buf.getvalue())
     dead = {r.adapter.name: M.dead_tokens(np.flatnonzero(r.pooled).tolist(), r.adapter.tokens.keys())
             for r in runs if r.adapter.tokens}
-    (out / "dead_tokens.json").write_text(json.dumps(dead), encoding="utf-8")
-    (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1), encoding="utf-8")
-    stats = {"languages": report["corpus"]["languages"], "encode_seconds": {r.adapter.name: round(r.seconds, 3)
-                                                                             for r in runs}}
-    (out / "stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
+    atomic_write_json(out / "dead_tokens.json", dead, indent=None)
     if cfg.html:
         from rwkv_data.pipelines.audit.report import render_html
 
-        (out / "report.html").write_text(render_html(report), encoding="utf-8")
+        atomic_write(out / "report.html", render_html(report))
+    atomic_write_json(out / "config.json", to_dict(cfg), indent=1)
+    stats = {"languages": report["corpus"]["languages"], "encode_seconds": {r.adapter.name: round(r.seconds, 3)
+                                                                             for r in runs}}
+    atomic_write_json(out / "stats.json", stats, indent=1)
+
+
+def _load(cfg: AuditConfig, langs: tuple[str, ...]) -> AuditCorpus:
+    """``cfg.corpus`` (parallel, mono folder or flores:), else the documents of the corpus spec's inputs."""
+    spec = cfg.corpus_spec()
+    if not cfg.corpus and not cfg.inputs:
+        raise ConfigError("audit: no corpus; give a corpus file or folder (or flores:devtest)")
+    if not cfg.corpus and (len(cfg.inputs) > 1 or not Path(cfg.inputs[0]).exists()):  # several inputs or a glob
+        return load_mono(list(cfg.inputs), langs, cfg.max_bytes_per_lang, spec)
+    return load_corpus(cfg.corpus or cfg.inputs[0], cfg.layout, langs, cfg.max_bytes_per_lang, spec)
 
 
 def run(cfg: AuditConfig, corpus: AuditCorpus | None = None, adapters: list[TokenizerAdapter] | None = None
@@ -326,10 +338,10 @@ def run(cfg: AuditConfig, corpus: AuditCorpus | None = None, adapters: list[Toke
         raise ConfigError("audit: name at least one tokenizer (--tokenizer world)")
     t0 = time.perf_counter()
     langs = cfg.langs + (cfg.reference,) if cfg.langs and cfg.reference not in cfg.langs else cfg.langs
-    corpus = corpus or load_corpus(cfg.corpus, cfg.layout, langs, cfg.max_bytes_per_lang)
+    corpus = corpus or _load(cfg, langs)
     if not corpus.langs:
         raise ConfigError(f"audit: no languages selected from {corpus.source} (langs={list(cfg.langs)})")
-    adapters = adapters or [load_tokenizer(s, cfg.num_threads or None) for s in cfg.tokenizers]
+    adapters = adapters or [load_tokenizer(s, cfg.threads or None) for s in cfg.tokenizers]
     names = [a.name for a in adapters]
     if len(set(names)) != len(names):
         raise ConfigError(f"audit: tokenizer names must differ, got {names}; label them as name=spec")

@@ -210,24 +210,6 @@ def _structure(r: BinidxReader, bin_path: Path, vocab_size: int | None, check: A
         check("max_id", top < vocab_size, f"max token id {top} >= vocab size {vocab_size}")
 
 
-def tokenizer_for(prefix: str | os.PathLike[str], vocab: str | None = None) -> Any:
-    """The tokenizer to decode a shard: ``vocab`` if given, else the one recorded in meta.json when its
-    sha256 still matches; None when neither is available (inspect then shows ids only)."""
-    from rwkv_data.tokenizer import TrieTokenizer
-
-    meta = load_meta(prefix)
-    if vocab:
-        return TrieTokenizer.from_file(vocab)
-    if meta is None:
-        return None
-    path = meta.get("config", {}).get("vocab", "")
-    try:
-        tok = TrieTokenizer.from_file(path) if path else TrieTokenizer.world()
-    except (OSError, ValueError):
-        return None
-    return tok if tok.sha256 == meta["tokenizer"]["sha256"] else None
-
-
 def inspect(prefix: str | os.PathLike[str], tokenizer: Any = None, sample: int = 0,
             max_chars: int = 400) -> dict[str, Any]:
     """Counts, the per-language table (from meta.json, else from the language array) and one decoded item."""

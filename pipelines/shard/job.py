@@ -3,7 +3,8 @@
 Two stages (docs/shard-format.md has the format and every rule):
 
 1. parts (parallel, resumable): each reader unit becomes a tokenized part in ``P.work/parts`` with a
-   completion marker keyed by its input fingerprint and options (:mod:`.parts`);
+   completion marker keyed by its input fingerprint and options (:mod:`.parts`, run by one of the
+   :mod:`.executors`);
 2. merge (one process, streamed): validation split, language weights, seeded shuffle, ``P.bin/.idx``,
    ``P_val.bin/.idx``, language arrays, then ``P_val.meta.json`` / ``P.meta.json`` last (:mod:`.merge`,
    :mod:`.meta`).
@@ -30,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.config import ShardConfig
+from rwkv_data.config import CORPUS_KEYS, ShardConfig
 from rwkv_data.errors import ConfigError, InputFormatError
-from rwkv_data.pipelines.corpus.readers import ReadOptions, ReadStats, expand_inputs, iter_unit
+from rwkv_data.pipelines.corpus.readers import ReadStats, expand_inputs, iter_unit
+from rwkv_data.pipelines.corpus.spec import read_options
 from rwkv_data.pipelines.shard.binidx import dtype_for_max_id
+from rwkv_data.pipelines.shard.executors import executor_for
 from rwkv_data.pipelines.shard.merge import (
     MergePlan,
     PartRecords,
@@ -50,7 +53,6 @@ from rwkv_data.pipelines.shard.meta import common_meta, source_table, split_meta
 from rwkv_data.pipelines.shard.outputs import (
     JobLock,
     check_output,
-    die_with_parent,
     foreign_targets,
     is_out_of_space,
     lock_paths,
@@ -61,19 +63,11 @@ from rwkv_data.pipelines.shard.outputs import (
     stale_outputs,
     temp_paths,
 )
-from rwkv_data.pipelines.shard.parts import PartTask, build_part, is_done, load_summary, part_key
+from rwkv_data.pipelines.shard.parts import PartTask, is_done, load_summary, part_key
 from rwkv_data.tokenizer.cores import default_threads
+from rwkv_data.tokenizer.resolve import load_trie
 
 log = logging.getLogger(__name__)
-
-
-def load_tokenizer(cfg: ShardConfig) -> Any:
-    """The TrieTokenizer of ``cfg.vocab`` (World vocab when empty) with ``cfg.tokenizer_impl``."""
-    from rwkv_data.tokenizer import TrieTokenizer
-
-    if cfg.vocab:
-        return TrieTokenizer.from_file(cfg.vocab, impl=cfg.tokenizer_impl)
-    return TrieTokenizer.world(impl=cfg.tokenizer_impl)
 
 
 def check_config(cfg: ShardConfig) -> None:
@@ -101,19 +95,13 @@ def check_config(cfg: ShardConfig) -> None:
         raise ConfigError(f"lang_budgets must map languages to token counts >= 0: {cfg.lang_budgets}")
 
 
-SPLIT_OPTIONS = ("val_fraction", "val_min_docs", "text_field", "lang_field", "lang", "split_paragraphs", "hf_split",
-                 "on_error", "max_record_bytes")  # with the inputs, what decides the validation split
-
-
-def read_options(cfg: ShardConfig) -> ReadOptions:
-    """How the shard job turns records into documents."""
-    return ReadOptions(cfg.text_field, cfg.lang_field, cfg.lang or None, cfg.on_error,  # type: ignore[arg-type]
-                       cfg.split_paragraphs, cfg.hf_split, cfg.max_record_bytes)
+SPLIT_OPTIONS = ("val_fraction", "val_min_docs", *(k for k in CORPUS_KEYS if k != "inputs")
+                 )  # with the inputs, what decides the validation split
 
 
 def validation_split_of(cfg: ShardConfig) -> ValidationSplit:
     """The validation split the shard job makes of ``cfg.inputs`` (``val_fraction``, ``val_min_docs``), without
-    tokenizing: reads the documents as the job does and applies the same rule (shard_merge.validation_split).
+    tokenizing: reads the documents as the job does and applies the same rule (merge.validation_split).
 
     ``split.is_validation(text, lang)`` then tells whether a document lands in ``P_val``; other jobs use it to
     keep held-out documents out of what they fit (``rwkv-data run`` trains its vocabulary on the rest).
@@ -166,66 +154,6 @@ class _NoBar:
         pass
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(tokenizer: Any, counters: Any, parent_pid: int) -> None:
-    die_with_parent(parent_pid)  # a killed job leaves no worker behind
-    _WORKER.update(tokenizer=tokenizer, counters=counters)
-
-
-def _count(docs: int, nbytes: int, tokens: int) -> None:
-    c = _WORKER["counters"]
-    with c.get_lock():
-        c[0] += docs
-        c[1] += nbytes
-        c[2] += tokens
-
-
-def _work(task: PartTask) -> dict[str, Any]:
-    return build_part(task, _WORKER["tokenizer"], _count)
-
-
-def build_parts(todo: list[PartTask], tokenizer: Any, workers: int, bar: _Bar) -> None:
-    """Build the missing parts, in this process (workers=1) or in a process pool."""
-    if workers == 1 or len(todo) <= 1:
-        for task in todo:
-            build_part(task, tokenizer, bar.update)
-            bar.bar.update(1)
-        return
-    import concurrent.futures as cf  # here: a 1-worker job does not need them
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    counters = ctx.Array("q", 3)
-    # largest inputs first, so the last part to finish is a small one (the part index fixes the output order);
-    # ProcessPoolExecutor rather than Pool: a worker killed by the OS fails the job instead of hanging it
-    order = sorted(todo, key=lambda t: -_unit_size(t))
-    with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
-                                initargs=(tokenizer, counters, os.getpid())) as pool:
-        pending = {pool.submit(_work, t) for t in order}
-        try:
-            while pending:
-                done, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
-                for f in done:
-                    f.result()  # re-raises a worker's InputFormatError (or BrokenProcessPool) here
-                    bar.bar.update(1)
-                bar.show(*counters[:])
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
-
-
-def _unit_size(task: PartTask) -> int:
-    if task.unit.rows >= 0:
-        return task.unit.rows * 1000
-    try:
-        return os.path.getsize(task.unit.path)
-    except OSError:
-        return 0
-
-
 def run(cfg: ShardConfig, tokenizer: Any = None) -> dict[str, Any]:
     """Run the shard job; returns ``{"train": meta, "val": meta}`` (also written as ``P.meta.json``).
 
@@ -276,7 +204,7 @@ def _check_targets(cfg: ShardConfig, prefixes: list[str], work: Path) -> None:
 
 
 def _run_locked(cfg: ShardConfig, tokenizer: Any, out: Path, work: Path) -> dict[str, Any]:
-    tok = tokenizer if tokenizer is not None else load_tokenizer(cfg)
+    tok = tokenizer if tokenizer is not None else load_trie(cfg.vocab, cfg.tokenizer_impl)
     dtype = dtype_for_max_id(tok.vocab_size - 1)
     opts = read_options(cfg)
     units = expand_inputs(list(cfg.inputs), opts)
@@ -295,12 +223,7 @@ def _run_locked(cfg: ShardConfig, tokenizer: Any, out: Path, work: Path) -> dict
     bar = _Bar(len(tasks), len(tasks) - len(todo), cfg.progress)
     t0 = time.perf_counter()
     try:
-        if cfg.executor == "ray":
-            from rwkv_data.pipelines.shard.ray_executor import build_parts_ray
-
-            build_parts_ray(todo, tok, cfg, bar)
-        else:
-            build_parts(todo, tok, cfg.workers, bar)
+        executor_for(cfg).build(todo, tok, bar)
     finally:
         bar.bar.close()
     t1 = time.perf_counter()

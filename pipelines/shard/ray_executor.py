@@ -1,8 +1,8 @@
 """The ``ray`` executor of ``rwkv-data shard``: stage 1 (the parts) as Ray tasks, on this machine or a cluster.
 
-Each missing part is one Ray task that calls :func:`.shard_parts.build_part`, the very function the local
+Each missing part is one Ray task that calls :func:`.parts.build_part`, the very function the local
 executor's processes call, so a task writes the same part files and the same completion marker into the work
-folder, and the merge (:func:`.shard.merge_parts`) then runs on the driver as it always does. Hence the output
+folder, and the merge (:func:`.job.merge_parts`) then runs on the driver as it always does. Hence the output
 bytes equal the local executor's, and a rerun (with either executor) redoes only the parts without a marker.
 
 On a cluster the work folder (``--work-dir``, default ``P.work``) must lie on a file system that every node and
@@ -27,6 +27,7 @@ from typing import Any
 
 from rwkv_data.config import ShardConfig
 from rwkv_data.errors import ConfigError, DependencyMissing, RwkvDataError
+from rwkv_data.pipelines.shard.executors import largest_first
 from rwkv_data.pipelines.shard.parts import PartTask, build_part, is_done
 from rwkv_data.pipelines.shard.reaper import Reaper
 
@@ -89,6 +90,17 @@ def connect(ray: Any, cfg: ShardConfig) -> bool:
     return True
 
 
+class RayExecutor:
+    """Parts built as Ray tasks (``cfg.ray_address``, or a private local instance with ``cfg.workers`` CPUs)."""
+
+    def __init__(self, cfg: ShardConfig) -> None:
+        self.cfg = cfg
+
+    def build(self, todo: list[PartTask], tokenizer: Any, bar: Any) -> None:
+        """Build the missing parts ``todo`` as Ray tasks; ``bar`` is the job's progress bar."""
+        build_parts_ray(todo, tokenizer, self.cfg, bar)
+
+
 def build_parts_ray(todo: list[PartTask], tokenizer: Any, cfg: ShardConfig, bar: Any) -> None:
     """Build the missing parts ``todo`` as Ray tasks; ``bar`` is the job's progress bar (``shard._Bar``)."""
     if not todo:
@@ -107,13 +119,11 @@ def build_parts_ray(todo: list[PartTask], tokenizer: Any, cfg: ShardConfig, bar:
 
 
 def _run_tasks(ray: Any, todo: list[PartTask], tokenizer: Any, bar: Any) -> None:
-    from rwkv_data.pipelines.shard.job import _unit_size
-
     remote = ray.remote(_part_task).options(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
     box = [ray.put(tokenizer)]
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     log.info("ray: %d parts on %d CPUs", len(todo), cpus)
-    queue = sorted(todo, key=lambda t: -_unit_size(t))[::-1]  # pop() from the end: largest first, as locally
+    queue = largest_first(todo)[::-1]  # pop() from the end: largest first, as locally
     running: dict[Any, PartTask] = {}
     try:
         while queue or running:

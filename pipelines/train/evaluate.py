@@ -16,6 +16,7 @@ A language with fewer than ``MIN_DOCS`` (10) documents gets no interval (``null`
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -30,10 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rwkv_data.config import EvalConfig, to_dict
+from rwkv_data.atomic import atomic_write
+from rwkv_data.config import CorpusSpec, EvalConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
+from rwkv_data.pipelines.shard.meta import read_shard_meta
 from rwkv_data.pipelines.train import modelio, vocab_check
-from rwkv_data.pipelines.train.state import atomic_write_text
 from rwkv_data.pipelines.train.vocab_check import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -220,21 +222,10 @@ def _cap(docs: list[EvalDoc], max_docs: int) -> list[EvalDoc]:
     return out
 
 
-def read_meta(prefix: str | Path) -> dict[str, Any]:
-    """``P.meta.json`` written by the shard job, or ``{}`` when absent."""
-    path = Path(f"{prefix}.meta.json")
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read shard metadata: {exc}") from exc
-
-
 def doc_languages(prefix: str | Path, n_docs: int) -> list[str]:
     """Language of each document of a binidx prefix: ``P.lang.npy`` (uint16 per document, written by the
     shard job) indexes ``P.meta.json``'s ``languages``; a prefix without the array is one language, ``und``."""
-    meta = read_meta(prefix)
+    meta = read_shard_meta(prefix) or {}
     arr = Path(f"{prefix}.lang.npy")
     if not arr.is_file():
         log.warning("%s: no per-document language array; all documents count as 'und'", arr)
@@ -260,19 +251,20 @@ def load_binidx_docs(prefix: str | Path, tok: Any, max_docs: int = 0) -> list[Ev
     return _cap([doc_from_item(langs[i], reader[i], tok) for i in range(len(reader))], max_docs)
 
 
-def load_text_docs(paths: Sequence[str | Path], tok: Any, max_docs: int = 0) -> list[EvalDoc]:
-    """Raw text: a ``.txt`` file is one document whose language is the file stem; ``.jsonl[.zst|.gz]`` and
-    parquet records are documents with their ``lang`` field (read by the corpus readers)."""
-    from rwkv_data.pipelines.corpus.readers import iter_documents  # noqa: PLC0415
+def load_text_docs(spec: CorpusSpec, tok: Any, max_docs: int = 0) -> list[EvalDoc]:
+    """Raw text: a ``.txt`` file of ``spec.inputs`` is one document whose language is the file stem; jsonl and
+    parquet records are documents read as the corpus spec says (text and language fields, error policy)."""
+    from rwkv_data.pipelines.corpus.spec import documents  # noqa: PLC0415
 
     docs: list[EvalDoc] = []
-    for p in map(Path, paths):
+    for p in map(Path, spec.inputs):
         if not p.exists():
             raise ConfigError(f"{p}: no such file")
         if p.suffix == ".txt":
             docs.append(doc_from_text(p.stem, p.read_text(encoding="utf-8"), tok))
         else:
-            docs += [doc_from_text(d.lang, d.text, tok) for d in iter_documents([str(p)])]
+            one = dataclasses.replace(spec, inputs=(str(p),))
+            docs += [doc_from_text(d.lang, d.text, tok) for d in documents(one)]
     return _cap(docs, max_docs)
 
 
@@ -295,12 +287,12 @@ def evaluate_docs(model: torch.nn.Module, docs: Sequence[EvalDoc], ctx_len: int,
 
 
 def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (P_val) or ``cfg.texts``; write eval.json and eval.csv."""
+    """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (P_val) or ``cfg.inputs``; write eval.json and eval.csv."""
     from tqdm import tqdm  # noqa: PLC0415
 
     if not cfg.checkpoint:
         raise ConfigError("evaluate needs --checkpoint PATH (an official-format .pth)")
-    if bool(cfg.data) == bool(cfg.texts):
+    if bool(cfg.data) == bool(cfg.inputs):
         raise ConfigError("evaluate needs exactly one of --data PREFIX (P_val shards) or text files")
     out_dir = modelio.output_dir(cfg.out_dir)
     device = modelio.resolve_device(cfg.device)
@@ -318,7 +310,10 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
         from rwkv_data.pipelines.shard.binidx import BinidxReader  # noqa: PLC0415
 
         vocab_check.check_ids_fit(cfg.data, BinidxReader(cfg.data).tokens, rows_in_model, cfg.checkpoint)
-    docs = load_binidx_docs(cfg.data, tok, cfg.max_docs) if cfg.data else load_text_docs(cfg.texts, tok, cfg.max_docs)
+    if cfg.data:
+        docs = load_binidx_docs(cfg.data, tok, cfg.max_docs)
+    else:
+        docs = load_text_docs(cfg.corpus_spec(), tok, cfg.max_docs)
     t0 = time.perf_counter()
     n_tok = sum(len(d.tokens) for d in docs)
     with tqdm(total=n_tok, unit="tok", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
@@ -331,12 +326,12 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
                               "logits): the checkpoint is damaged or diverged; nothing was written")
     result = {"config": to_dict(cfg), "convention": CONVENTION, "languages": rows, "tokens": n_tok,
               "seconds": seconds, "tokens_per_s": n_tok / max(seconds, 1e-9)}
-    atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))
+    atomic_write(out_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-    atomic_write_text(out_dir / "eval.csv", buf.getvalue())
+    atomic_write(out_dir / "eval.csv", buf.getvalue())
     result["table"] = format_table(rows, cfg.confidence)
     return result
 

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch.nn.utils import parametrize
 
+from rwkv_data.atomic import atomic_write
 from rwkv_data.config import FinetuneConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
 from rwkv_data.pipelines.train import modelio, vocab_check
@@ -41,7 +42,7 @@ from rwkv_data.pipelines.train.job import (
     fit,
     val_evaluator,
 )
-from rwkv_data.pipelines.train.state import atomic_write_text, load_training_state
+from rwkv_data.pipelines.train.state import load_training_state
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def plan(cfg: FinetuneConfig) -> Plan:
     if cfg.vocab or not shard:
         base, spec = vocab_check.load_tokenizer(cfg.vocab or "world"), cfg.vocab or "world"
     else:
-        base, spec = vocab_check.recorded_tokenizer(shard)
+        base, spec = vocab_check.recorded(shard)
     vocab_check.check_checkpoint_vocab(cfg.init, base, spec)
     if base.vocab_size > rows:
         raise CheckpointError(f"--vocab {vocab_check.describe(base, spec)} has ids up to {base.vocab_size - 1} but "
@@ -215,10 +216,10 @@ def run(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     Schedule.of(cfg, budget)  # a step larger than the budget fails here, before anything is written
     model, info = prepare(cfg, device, p)
     modelio.check_batch_memory(model, cfg.micro_bsz, cfg.ctx_len)
-    atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
+    atomic_write(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
     evaluator = val_evaluator(cfg, device, val_tok, f"--init {cfg.init}") if val_tok is not None else None
     export = functools.partial(modelio.export_checkpoint, vocab=p.grown or p.base)  # the .json records the vocab
     stats = fit(cfg, model, source, budget, out_dir, evaluator=evaluator, export=export, progress=progress)
     stats.update(info)
-    atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2))
+    atomic_write(out_dir / "stats.json", json.dumps(stats, indent=2))
     return stats

@@ -28,13 +28,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from rwkv_data.atomic import atomic_write
 from rwkv_data.config import TrainConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
+from rwkv_data.pipelines.shard.meta import read_shard_meta
 from rwkv_data.pipelines.train import distributed, modelio, vocab_check
-from rwkv_data.pipelines.train.evaluate import read_meta
 from rwkv_data.pipelines.train.optim import lm_loss, lr_at, make_optimizer, set_lr
 from rwkv_data.pipelines.train.sampler import MagicPrimeSampler, check_magic_prime, compute_magic_prime
-from rwkv_data.pipelines.train.state import atomic_write_text, load_training_state, restore, save_training_state
+from rwkv_data.pipelines.train.state import load_training_state, restore, save_training_state
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class WindowSource:
         self.reader = BinidxReader(prefix)
         self.tokens = self.reader.tokens
         n = self.reader.num_tokens
-        p = magic_prime or meta_magic_prime(read_meta(prefix), ctx_len) or compute_magic_prime(n, ctx_len)
+        p = magic_prime or meta_magic_prime(read_shard_meta(prefix) or {}, ctx_len) or compute_magic_prime(n, ctx_len)
         # Tiny corpora cannot meet RWKV-LM's 90% fill rule for every prime; only require that windows fit.
         check_magic_prime(p, n, ctx_len, strict=False)
         self.num_tokens = n
@@ -242,7 +243,7 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, source: BatchSource, token_bud
     log_path = out_dir / "train_log.jsonl"
     step, history = start_point(cfg, model, optimizer, out_dir, sched)
     if main:
-        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+        atomic_write(log_path, "".join(json.dumps(r) + "\n" for r in history))
     evals: list[dict[str, Any]] = [r for r in history if "eval" in r]
 
     def evaluate_at(step: int) -> None:
@@ -344,14 +345,14 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     token_budget = cfg.token_budget or source.num_tokens
     Schedule.of(cfg, token_budget)  # a step larger than the budget fails here, before anything is written
     if distributed.is_main():
-        atomic_write_text(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
+        atomic_write(out_dir / "config.json", json.dumps(to_dict(cfg), indent=2))
     evaluator = val_evaluator(cfg, device, tok, what) if cfg.val_data and distributed.is_main() else None
     export = functools.partial(modelio.export_checkpoint, vocab=tok)  # the .json records the vocab
     stats = fit(cfg, model, source, token_budget, out_dir, evaluator=evaluator, export=export, progress=progress)
     stats["magic_prime"] = source.sampler.magic_prime
     stats["data_tokens"] = source.num_tokens
     if distributed.is_main():
-        atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2))
+        atomic_write(out_dir / "stats.json", json.dumps(stats, indent=2))
     distributed.finish()  # under torchrun: wait for every rank, then leave the process group
     return stats
 

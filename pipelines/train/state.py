@@ -1,4 +1,4 @@
-"""Training state on disk: atomic writes, the resumable ``rwkv-<step>.state.pt`` and ``last.json``.
+"""Training state on disk: the resumable ``rwkv-<step>.state.pt`` and ``last.json``.
 
 ``save_training_state`` writes the official ``.pth`` (through ``export``), then the state file (optimiser, RNG
 states as tensors, exact weights, step), then ``last.json`` last, so a crash mid-save leaves the previous
@@ -9,40 +9,22 @@ file is a :class:`CheckpointError` naming it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rwkv_data.atomic import atomic_path, atomic_write
 from rwkv_data.errors import CheckpointError
-from rwkv_data.fsmode import publish_mode
 
 STATE_FORMAT = "rwkv-data-train-state/1"
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        publish_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, line ends as given) to ``path`` through a temporary file and a rename."""
-    _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(text.encode("utf-8")))
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename."""
-    _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def rng_state() -> dict[str, Any]:
@@ -71,7 +53,7 @@ def save_training_state(out_dir: Path, step: int, tokens: int, model: torch.nn.M
                              # Exact weights (the .pth may be bf16 or LoRA-merged); a few MB for tiny models.
                              "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
     atomic_torch_save(state, out_dir / f"rwkv-{step}.state.pt")
-    atomic_write_text(out_dir / "last.json", json.dumps({"step": step, "pth": pth.name,
+    atomic_write(out_dir / "last.json", json.dumps({"step": step, "pth": pth.name,
                                                           "state": f"rwkv-{step}.state.pt"}))
     return pth
 

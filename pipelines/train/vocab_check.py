@@ -10,7 +10,6 @@ nothing to the tokenizer users will pair it with. So a mismatch is refused, nami
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from rwkv_data.errors import CheckpointError, ConfigError
+from rwkv_data.pipelines.shard.meta import describe_recorded, read_shard_meta, recorded_tokenizer
+from rwkv_data.tokenizer.resolve import load_trie
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,8 @@ SCAN_CHUNK = 1 << 24  # tokens per slice when finding a shard's largest id (boun
 
 
 def load_tokenizer(vocab: str) -> Any:
-    """``"world"`` (or ``""``) -> the World tokenizer, else the vocab file ``vocab``."""
-    from rwkv_data.tokenizer import TrieTokenizer  # noqa: PLC0415
-
-    if vocab in WORLD_NAMES:
-        return TrieTokenizer.world()
-    if not Path(vocab).is_file():
-        raise ConfigError(f"vocab {vocab!r}: no such file (use 'world' or a vocab file written by rwkv-data)")
-    return TrieTokenizer.from_file(vocab)
+    """The tokenizer of spec ``vocab`` (``world``, ``""`` or a vocab file; tokenizer/resolve.py)."""
+    return load_trie(vocab or "world")
 
 
 def require_shard(prefix: str | Path) -> None:
@@ -52,14 +47,10 @@ def require_shard(prefix: str | Path) -> None:
 def shard_tokenizer_meta(prefix: str | Path) -> dict[str, Any] | None:
     """``P.meta.json``'s ``tokenizer`` entry (None when the shard has no metadata file)."""
     require_shard(prefix)
-    path = Path(f"{prefix}.meta.json")
-    if not path.is_file():
+    meta = read_shard_meta(prefix)
+    if meta is None:
         return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read shard metadata: {exc}") from exc
-    tok = meta.get("tokenizer") if isinstance(meta, Mapping) else None
+    tok = meta.get("tokenizer")
     return dict(tok) if isinstance(tok, Mapping) else {}
 
 
@@ -67,40 +58,6 @@ def describe(tok: Any, spec: str) -> str:
     """``'vocab.txt' (name, sha256 0123456789ab, 4096 ids)`` for messages."""
     shown = "world" if spec in WORLD_NAMES else spec
     return f"{shown!r} ({tok.name}, sha256 {tok.sha256[:12]}, {tok.vocab_size} ids)"
-
-
-def _describe_meta(prefix: str | Path, tmeta: Mapping[str, Any]) -> str:
-    sha = str(tmeta.get("sha256") or "?")[:12]
-    return (f"{str(tmeta.get('vocab') or tmeta.get('name') or '?')!r} (sha256 {sha}, "
-            f"{tmeta.get('vocab_size', '?')} ids; from {prefix}.meta.json)")
-
-
-def _recorded_candidates(prefix: str | Path, tmeta: Mapping[str, Any]) -> list[str]:
-    """Where the shard's vocab may be: the recorded spelling, relative to here and to the shard's folder."""
-    rec = str(tmeta.get("vocab") or "")
-    if rec in WORLD_NAMES or rec.startswith("rwkv_vocab_v20230424") or "(RWKV World)" in rec:
-        return ["world"]
-    out = [rec] if rec else []
-    if rec and not Path(rec).is_absolute():
-        here = Path(prefix).parent
-        out += [str(here / rec), str(here / Path(rec).name)]
-    return [c for c in dict.fromkeys(out) if Path(c).is_file()]
-
-
-def recorded_tokenizer(prefix: str | Path, flag: str = "--vocab") -> tuple[Any, str]:
-    """The tokenizer ``P.meta.json`` records (its sha256 checked) and how it was found; ConfigError asking for
-    ``flag`` when the shard has no metadata or its vocab file is gone."""
-    tmeta = shard_tokenizer_meta(prefix)
-    if tmeta is None:
-        raise ConfigError(f"{prefix}.meta.json not found, so the vocab {prefix} was made with is unknown; "
-                          f"pass {flag} world or {flag} VOCAB_FILE (the vocab given to `rwkv-data shard`)")
-    want = tmeta.get("sha256")
-    for cand in _recorded_candidates(prefix, tmeta):
-        tok = load_tokenizer(cand)
-        if not want or tok.sha256 == want:
-            return tok, cand
-    raise ConfigError(f"{prefix}: the shard's vocab {_describe_meta(prefix, tmeta)} cannot be found here; "
-                      f"pass {flag} with that vocab file")
 
 
 def check_shard_vocab(prefix: str | Path, tok: Any, spec: str, flag: str = "--vocab",
@@ -126,16 +83,22 @@ def check_shard_vocab(prefix: str | Path, tok: Any, spec: str, flag: str = "--vo
         if not isinstance(size, int) or any(t.vocab_size == size for t in candidates):
             return tok
     others = "".join(f" or {describe(t, t.name)}" for t in also)
-    raise ConfigError(f"{prefix} was made with the vocab {_describe_meta(prefix, tmeta)}, but {flag} is "
+    raise ConfigError(f"{prefix} was made with the vocab {describe_recorded(prefix, tmeta)}, but {flag} is "
                       f"{describe(tok, spec)}{others}; pass {flag} with the shard's vocab (or omit it to use "
                       "the recorded one), or re-shard the data with this vocab")
+
+
+def recorded(prefix: str | Path, flag: str = "--vocab") -> tuple[Any, str]:
+    """The shard's recorded tokenizer (shard/meta.py: recorded_tokenizer), once ``prefix`` is known to be a shard."""
+    require_shard(prefix)
+    return recorded_tokenizer(prefix, flag)
 
 
 def shard_tokenizer(prefix: str | Path, vocab: str, flag: str = "--vocab", also: Sequence[Any] = ()) -> Any:
     """The tokenizer for shard ``prefix``: ``vocab`` checked against the shard's metadata, or the shard's
     recorded vocab when ``vocab`` is empty."""
     if not vocab:
-        tok, found = recorded_tokenizer(prefix, flag)
+        tok, found = recorded(prefix, flag)
         log.info("%s: using the vocab recorded in its metadata: %s", prefix, describe(tok, found))
         return tok
     return check_shard_vocab(prefix, load_tokenizer(vocab), vocab, flag, also)

@@ -1,7 +1,7 @@
 """The vocab jobs: ``rwkv-data vocab train`` (:func:`run`) and ``rwkv-data vocab extend`` (:func:`run_extend`).
 
-Each reads the corpus once with :func:`rwkv_data.pipelines.corpus.readers.iter_documents` (records need a language
-field), runs the library code in ``rwkv_data.tokenizer.vocab_train`` / ``vocab_extend`` with a progress bar on
+Each reads the corpus once as its corpus spec says (:mod:`rwkv_data.pipelines.corpus.spec`; records need a
+language), runs the library code in ``rwkv_data.tokenizer.vocab_train`` / ``vocab_extend`` with a progress bar on
 stderr, and writes the vocab (World text form, or JSON for ``.json``) plus ``<output>.meta.json``: the config,
 a corpus fingerprint (sha256 over every document's language and text, and the input files' sizes) and the
 per-language statistics. ``extend`` also writes the id map (``<output>.idmap.json`` unless set).
@@ -10,7 +10,6 @@ per-language statistics. ``extend`` also writes the id map (``<output>.idmap.jso
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -21,10 +20,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rwkv_data.atomic import atomic_write_json
 from rwkv_data.config import VocabConfig, to_dict
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.corpus.readers import iter_documents
-from rwkv_data.tokenizer import Vocab, read_vocab, world_vocab_path, write_vocab
+from rwkv_data.pipelines.corpus.spec import documents
+from rwkv_data.tokenizer import Vocab, write_vocab
+from rwkv_data.tokenizer.resolve import is_world, load_trie
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class _Corpus:
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         bar = tqdm(desc="reading", unit=" docs", leave=False, dynamic_ncols=True)
-        for doc in iter_documents(self.cfg.inputs, max_record_bytes=self.cfg.max_record_bytes):
+        for doc in documents(self.cfg):
             if self.exclude is not None and self.exclude(doc.data or doc.text.encode("utf-8"), doc.lang):
                 self.excluded[doc.lang] += 1
                 continue
@@ -94,12 +95,6 @@ def _steps(cfg: VocabConfig) -> int:
     return 2 + len(cfg.candidates) + cfg.rounds + cfg.refill_rounds + 1 + int(cfg.replace_unused)
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _threads(cfg: VocabConfig) -> None:
     if cfg.threads:  # HF tokenizers reads its pool size from the environment when it first trains
         os.environ.setdefault("RAYON_NUM_THREADS", str(cfg.threads))
@@ -129,7 +124,7 @@ def run(cfg: VocabConfig, exclude: Exclude | None = None) -> dict[str, Any]:
     meta = {"format": "rwkv-vocab-meta", "version": 1, "job": "vocab train", "vocab_sha256": vocab.sha256,
             "tokens": len(vocab), "max_id": vocab.max_id, "seconds": round(time.perf_counter() - t0, 1),
             "config": to_dict(cfg), "corpus": corpus.fingerprint(), **result.stats}
-    _write_json(out.with_name(out.name + ".meta.json"), meta)
+    atomic_write_json(out.with_name(out.name + ".meta.json"), meta, indent=1)
     langs = result.stats["languages"]
     return {"output": str(out), "meta": str(out.with_name(out.name + ".meta.json")), "tokens": len(vocab),
             "sha256": vocab.sha256, "languages": len(langs), "seconds": meta["seconds"],
@@ -145,7 +140,7 @@ def run_extend(cfg: VocabConfig) -> dict[str, Any]:
 
     check_config(cfg)
     _threads(cfg)
-    base = read_vocab(cfg.base or world_vocab_path())
+    base = load_trie(cfg.base).vocab
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     idmap_path = Path(cfg.idmap) if cfg.idmap else out.with_name(out.name + ".idmap.json")
@@ -158,12 +153,13 @@ def run_extend(cfg: VocabConfig) -> dict[str, Any]:
         bar.close()
     vocab = Vocab.from_tokens(result.tokens, name=out.stem)
     write_vocab(vocab, out)
-    _write_json(idmap_path, result.idmap)
-    meta = {"format": "rwkv-vocab-meta", "version": 1, "job": "vocab extend", "base": str(cfg.base or "World"),
+    atomic_write_json(idmap_path, result.idmap, indent=1)
+    meta = {"format": "rwkv-vocab-meta", "version": 1, "job": "vocab extend",
+            "base": "World" if is_world(cfg.base) else cfg.base,
             "base_sha256": base.sha256, "vocab_sha256": vocab.sha256, "idmap": str(idmap_path),
             "seconds": round(time.perf_counter() - t0, 1), "config": to_dict(cfg), "corpus": corpus.fingerprint(),
             **result.stats}
-    _write_json(out.with_name(out.name + ".meta.json"), meta)
+    atomic_write_json(out.with_name(out.name + ".meta.json"), meta, indent=1)
     return {"output": str(out), "idmap": str(idmap_path), "tokens": len(vocab), "max_id": vocab.max_id,
             "added": result.stats["added"], "replaced": result.stats["replaced"], "sha256": vocab.sha256,
             "seconds": meta["seconds"]}

@@ -15,12 +15,12 @@ import pytest
 from audit_testlib import write_vocab
 
 from rwkv_data.pipelines.audit import metrics as M
-from rwkv_data.pipelines.audit.adapters import TrieAdapter
+from rwkv_data.pipelines.audit.adapters import TrieAdapter, load_tokenizer
 
 
 @pytest.fixture(scope="module")
 def fixture_tok(tmp_path_factory: pytest.TempPathFactory) -> TrieAdapter:
-    return TrieAdapter.from_file(write_vocab(tmp_path_factory.mktemp("vocab") / "fixture.txt"), "fixture")
+    return load_tokenizer(f"fixture={write_vocab(tmp_path_factory.mktemp('vocab') / 'fixture.txt')}")  # type: ignore[return-value]
 
 
 def counts(tok: TrieAdapter, text: str) -> tuple[M.TextCounts, list[int]]:

@@ -24,6 +24,7 @@ import torch
 pytest.importorskip("rwkv")
 
 from rwkv_data.pipelines.train import evaluate, modelio  # noqa: E402
+from rwkv_data.tokenizer.resolve import load_trie
 
 PIP_SCRIPT = r"""
 import json, math, os, sys
@@ -64,7 +65,7 @@ def _noisy_checkpoint(path: Path) -> None:
 def test_evaluate_matches_rwkv_pip_package(tmp_path: Path) -> None:
     ckpt = tmp_path / "tiny.pth"
     _noisy_checkpoint(ckpt)
-    tok = evaluate.load_tokenizer("world")
+    tok = load_trie("world")
     docs = [evaluate.doc_from_text(lang, t, tok) for lang, ts in TEXTS.items() for t in ts]
     model = modelio.load(ckpt, "cpu")
     ours = evaluate.score_tokens(model, [d.tokens for d in docs], ctx_len=16, batch_size=3)

@@ -22,6 +22,7 @@ from rwkv_data.cli import cli
 from rwkv_data.config import FinetuneConfig, TrainConfig
 from rwkv_data.pipelines.train import evaluate, finetune, modelio
 from rwkv_data.pipelines.train import job as train
+from rwkv_data.tokenizer.resolve import load_trie
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,7 +59,7 @@ def test_vocab_extension_keeps_old_logits(tmp_path: Path) -> None:
             got = modelio.forward(m, x)
             assert got.shape[-1] == 323
             torch.testing.assert_close(got[..., :320], want, rtol=0, atol=1e-6)
-    ext = evaluate.load_tokenizer(str(tmp_path / "ft" / "vocab.txt"))
+    ext = load_trie(str(tmp_path / "ft" / "vocab.txt"))
     assert ext.encode("αβ") == [320] and ext.encode("abc") == [322]
     emb = reloaded.emb.weight.detach()
     torch.testing.assert_close(emb[320], emb[torch.tensor(tok.encode("αβ"))].mean(0))
@@ -77,7 +78,7 @@ def _base_model(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def _bpb(ckpt: Path, val: Path, vocab: Path) -> dict[str, float]:
-    tok = evaluate.load_tokenizer(str(vocab))
+    tok = load_trie(str(vocab))
     rows = evaluate.evaluate_docs(modelio.load(ckpt), evaluate.load_binidx_docs(val, tok), 256, 8, 0)
     return {r["lang"]: r["bpb"] for r in rows}
 

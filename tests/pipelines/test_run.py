@@ -198,7 +198,7 @@ def test_sections_override_job_defaults_for_a_user_corpus(tmp_path: Path) -> Non
     cfg_file = tmp_path / "mine.toml"
     cfg_file.write_text('inputs = ["corpus/*.jsonl"]\n[train]\nn_layer = 4\n', encoding="utf-8")
     cfg = load_run_config(cfg_file)
-    assert cfg.inputs == ("corpus/*.jsonl",)
+    assert cfg.corpus.inputs == ("corpus/*.jsonl",)
     assert cfg.train.n_layer == 4 and cfg.train.token_budget == 0  # the job's default, not the demo's
     assert cfg.vocab.vocab_size == 65536
     assert load_run_config(None) == RunConfig()

@@ -24,6 +24,7 @@ from rwkv_data.pipelines.shard.job import run
 # The child runs the real job; the test doubles only slow it down (parts) or kill it from inside (merge).
 CHILD = r"""
 import json, os, signal, sys, time
+import rwkv_data.pipelines.shard.executors as executors
 import rwkv_data.pipelines.shard.job as shard
 import rwkv_data.pipelines.shard.binidx as bx
 from rwkv_data.config import ShardConfig
@@ -31,12 +32,12 @@ from rwkv_data.config import ShardConfig
 mode, cfg = sys.argv[1], json.loads(sys.argv[2])
 cfg = ShardConfig(**{**cfg, "inputs": tuple(cfg["inputs"]), "ctx_lens": tuple(cfg["ctx_lens"])})
 if mode == "slow-parts":
-    orig = shard.build_part
+    orig = executors.build_part
     def slow(task, tok, progress=None):
         out = orig(task, tok, progress)
         time.sleep(0.3)
         return out
-    shard.build_part = slow
+    executors.build_part = slow  # what the local executor's workers call
 elif mode == "die-in-merge":
     orig_commit = bx.BinidxWriter.commit  # the merge fills the reserved .bin, then commits each window
     calls = [0]
