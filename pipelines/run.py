@@ -33,7 +33,7 @@ from typing import Any
 
 from rwkv_data.config import CORPUS_KEYS, STAGES, CorpusSpec, RunConfig
 from rwkv_data.demo import demo_corpus_path
-from rwkv_data.errors import RwkvDataError
+from rwkv_data.errors import RwkvDataError, describe
 from rwkv_data.pipelines.jobs import JOBS, JobResult
 from rwkv_data.pipelines.run_config import default_out, load_run_config
 from rwkv_data.pipelines.run_report import format_result, result_of
@@ -51,7 +51,7 @@ class StageFailed(RwkvDataError):
     """A stage of ``rwkv-data run`` failed; ``result`` is the run's result so far (what finished, files)."""
 
     def __init__(self, stage: str, error: BaseException, result: dict[str, Any]) -> None:
-        super().__init__(f"{stage} stage failed: {error}")
+        super().__init__(f"{stage} stage failed: {describe(error)}")
         self.stage, self.result = stage, result
 
 
@@ -214,7 +214,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     for spec in PIPELINE:
         try:
             _run_stage(c, spec)
-        except (Exception, MemoryError) as exc:
+        except Exception as exc:  # what finished so far goes with the error
             if spec.name in c.stages:
                 c.stages[spec.name].status = "failed"
             raise StageFailed(spec.name, exc, result_of(out, c.stages, time.perf_counter() - t_start)) from exc

@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {
     "kernels": lambda name: name in ("torch", "rwkv_data.errors") or name.startswith(("torch.", "rwkv_data.kernels")),
-    "model": lambda name: (name in ("torch", "rwkv_data.errors", "rwkv_data.fsmode", "rwkv_data.kernels")
+    "model": lambda name: (name in ("torch", "rwkv_data.errors", "rwkv_data.atomic", "rwkv_data.fsmode",
+                                    "rwkv_data.kernels")
                            or name.startswith(("torch.", "rwkv_data.model"))),
 }
 
