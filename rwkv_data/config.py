@@ -18,8 +18,8 @@ from rwkv_data.config_load import load_toml, to_dict
 from rwkv_data.errors import ConfigError
 from rwkv_data.tokenizer.vocab_settings import VocabSettings
 
-__all__ = ["AuditConfig", "CompareConfig", "CompareVariant", "CorpusSpec", "EvalConfig", "FinetuneConfig", "RunConfig", "ShardConfig", "TrainConfig",
-           "VocabConfig", "VocabSettings", "load_toml", "to_dict"]
+__all__ = ["AuditConfig", "CompareConfig", "CompareVariant", "CorpusSpec", "EvalConfig", "FinetuneConfig",
+           "RunConfig", "ShardConfig", "TrainConfig", "VocabConfig", "VocabSettings", "load_toml", "to_dict"]
 
 STAGES = ("vocab", "shard", "train", "evaluate", "audit")  # the stages of `rwkv-data run`, in order
 

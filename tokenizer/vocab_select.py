@@ -149,7 +149,7 @@ class _Selection:
     with their last utility, for the refill) and the history of encoding rounds."""
 
     def __init__(self, samples: dict[str, LangSample], required: Sequence[bytes], pool: Sequence[bytes],
-                 n_tokens: int, cfg: VocabConfig, progress: Progress | None) -> None:
+                 n_tokens: int, cfg: VocabSettings, progress: Progress | None) -> None:
         self.req = list(dict.fromkeys(required))
         req_set = set(self.req)
         cand = [t for t in dict.fromkeys(pool) if t not in req_set]
