@@ -3,7 +3,7 @@
 GPT mode (``forward``) runs every projection over [B, T] at once and the WKV recurrence through
 ``rwkv_data.kernels.wkv7`` (chunked on a CPU, the CUDA kernel on a GPU); RNN mode (``step``) runs one token
 with an explicit state update. Both carry the same state (``RWKV7State``), so a prompt can be read in GPT mode
-and continued token by token. Equations: ../shared/docs/rwkv7.md section 1.3; kernel conventions: kernels/WKV7.md.
+and continued token by token. The recurrence and its conventions: kernels/WKV7.md.
 """
 
 from __future__ import annotations

@@ -28,12 +28,17 @@ b'\\xf0\\x9f'
 [[33155], [36017]]
 
 ``TrieTokenizer.from_file(path)`` loads any World-format ``.txt`` or ``.json`` vocab (ids above 65535 give
-uint32 arrays); ``impl="python"`` selects the reference.
+uint32 arrays); ``impl="python"`` selects the reference. :mod:`.resolve` turns a tokenizer spec (``world``,
+a vocab path, ``hf:``/``tiktoken:``/``sp:`` paths, ``bytes``, with an optional ``label=``) into a tokenizer
+(:func:`load_trie`). The vocabulary trainer (:mod:`.vocab_train`, :mod:`.vocab_select`, :mod:`.vocab_extend`)
+takes its settings as :class:`.vocab_settings.VocabSettings`; nothing here imports ``rwkv_data.config``.
 """
 
 from __future__ import annotations
 
+from rwkv_data.tokenizer.resolve import TokenizerSpec, load_trie, parse_spec
 from rwkv_data.tokenizer.tokenizer import TokenDecodeError, TrieTokenizer
 from rwkv_data.tokenizer.vocab import Vocab, read_vocab, world_vocab_path, write_vocab
 
-__all__ = ["TokenDecodeError", "TrieTokenizer", "Vocab", "read_vocab", "world_vocab_path", "write_vocab"]
+__all__ = ["TokenDecodeError", "TokenizerSpec", "TrieTokenizer", "Vocab", "load_trie", "parse_spec", "read_vocab",
+           "world_vocab_path", "write_vocab"]

@@ -1,10 +1,10 @@
 """Audit corpora: parallel text (aligned units per language) or monolingual text (documents per language).
 
-- Parallel, the UDHR layout of ``../shared/corpus/udhr.jsonl.zst``: one JSON record per translation with a
+- Parallel, the UDHR layout (``udhr.jsonl.zst``): one JSON record per translation with a
   list of aligned ``articles`` (also accepted: ``sentences`` or ``units``) and ``code``/``lang``/``script``/
   ``name``. The key of a language is its ``code`` (unique per translation), else its ``lang``.
-- Monolingual, the mono layout: ``<lang>.jsonl.zst`` files of ``{"text", "lang"}`` documents, read with
-  :func:`rwkv_data.pipelines.corpus.readers.iter_documents`.
+- Monolingual, the mono layout: ``<lang>.jsonl.zst`` files of ``{"text", "lang"}`` documents (or any inputs),
+  read as the corpus spec says (:mod:`rwkv_data.pipelines.corpus.spec`: fields, language, error policy).
 - FLORES+ through Hugging Face datasets (:func:`load_flores`): for users who are online and accepted the
   dataset's terms; nothing in the tests calls it.
 """
