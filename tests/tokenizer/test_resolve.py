@@ -13,7 +13,7 @@ import pytest
 
 from rwkv_data.atomic import atomic_path, atomic_write, atomic_write_json
 from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.shard.meta import read_meta, tokenizer_for_shard
+from rwkv_data.pipelines.shard.meta import read_shard_meta, tokenizer_for_shard
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, write_vocab
 from rwkv_data.tokenizer.resolve import TokenizerSpec, is_world, load_trie, parse_spec
 
@@ -60,7 +60,7 @@ def _vocab(path: Path) -> Path:
 
 
 def _meta(prefix: Path, vocab: str, sha: str) -> None:
-    atomic_write_json(f"{prefix}.meta.json", {"config": {"vocab": vocab}, "tokenizer": {"sha256": sha}})
+    atomic_write_json(f"{prefix}.meta.json", {"tokenizer": {"vocab": vocab, "sha256": sha}})
 
 
 def test_tokenizer_for_shard_takes_the_recorded_vocab(tmp_path: Path) -> None:
@@ -69,16 +69,18 @@ def test_tokenizer_for_shard_takes_the_recorded_vocab(tmp_path: Path) -> None:
     _meta(tmp_path / "P", str(path), tok.sha256)
     assert tokenizer_for_shard(tmp_path / "P").sha256 == tok.sha256
     assert tokenizer_for_shard(tmp_path / "P", "world").sha256 == TrieTokenizer.world().sha256  # given wins
-    assert tokenizer_for_shard(tmp_path / "none").sha256 == TrieTokenizer.world().sha256  # no meta: World
+    with pytest.raises(ConfigError, match="pass --vocab world or --vocab VOCAB_FILE"):  # no meta: ask
+        tokenizer_for_shard(tmp_path / "none")
+    assert tokenizer_for_shard(tmp_path / "none", strict=False) is None
     _meta(tmp_path / "Q", "", TrieTokenizer.world().sha256)  # older shards recorded World as ""
     assert tokenizer_for_shard(tmp_path / "Q").sha256 == TrieTokenizer.world().sha256
     _meta(tmp_path / "R", str(path), "0" * 64)  # the vocab changed since
-    with pytest.raises(ConfigError, match="has changed since the shard was written"):
+    with pytest.raises(ConfigError, match="cannot be found here; pass --vocab"):
         tokenizer_for_shard(tmp_path / "R")
     assert tokenizer_for_shard(tmp_path / "R", strict=False) is None
     (tmp_path / "S.meta.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ConfigError, match="S.meta.json: cannot read shard metadata"):
-        read_meta(tmp_path / "S")
+        read_shard_meta(tmp_path / "S")
 
 
 def test_atomic_writes_leave_no_temporary_file(tmp_path: Path) -> None:
