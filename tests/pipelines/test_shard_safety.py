@@ -31,17 +31,18 @@ from rwkv_data.pipelines.shard.job import run
 # The child runs the real job; ``slow`` only makes each part take a while, so the test can act mid-job.
 CHILD = r"""
 import json, sys, time
+import rwkv_data.pipelines.shard.executors as executors
 import rwkv_data.pipelines.shard.job as shard
 from rwkv_data.config import ShardConfig
 
 cfg = json.loads(sys.argv[1])
 cfg = ShardConfig(**{**cfg, "inputs": tuple(cfg["inputs"]), "ctx_lens": tuple(cfg["ctx_lens"])})
-orig = shard.build_part
+orig = executors.build_part
 def slow(task, tok, progress=None):
     out = orig(task, tok, progress)
     time.sleep(float(sys.argv[2]))
     return out
-shard.build_part = slow
+executors.build_part = slow  # what the local executor's workers call
 if len(sys.argv) > 3:  # slow merge: each split waits before it is written
     orig_split = shard.write_split
     def slow_split(*a, **kw):
