@@ -298,7 +298,7 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     device = modelio.resolve_device(cfg.device)
     amp = modelio.autocast_dtype(cfg.precision)
     tok = vocab_check.shard_tokenizer(cfg.data, cfg.vocab) if cfg.data else load_tokenizer(cfg.vocab or "world")
-    vocab_check.check_checkpoint_vocab(cfg.checkpoint, tok, cfg.vocab or ("world" if cfg.texts else
+    vocab_check.check_checkpoint_vocab(cfg.checkpoint, tok, cfg.vocab or ("world" if cfg.inputs else
                                                                          f"{cfg.data}'s vocab"))
     model = modelio.load(cfg.checkpoint, device)
     rows_in_model = modelio.vocab_rows(model)
