@@ -146,7 +146,7 @@ def test_a_second_job_on_the_same_prefix_fails_at_once(setup, tmp_path: Path, mo
     _wait(lambda: (tmp_path / "out" / "P.work" / "parts").is_dir(), "start of the first job", first)
     def no_work(*a: object) -> None:
         raise AssertionError("the second job went on to work instead of failing at once")
-    monkeypatch.setattr(shard_job, "load_tokenizer", no_work)
+    monkeypatch.setattr(shard_job, "load_trie", no_work)
     for spelling in (tmp_path / "out" / "P", tmp_path / "link" / "P", tmp_path / "out" / "." / "P"):
         with pytest.raises(ConfigError, match=r"another rwkv-data shard job \(pid \d+\) is already running on this "
                                               r"output"):
