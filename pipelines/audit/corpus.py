@@ -60,25 +60,18 @@ def _jsonl_lines(path: Path) -> Iterable[tuple[int, str]]:
     """(1-based number, line) of a jsonl[.zst|.gz] file, in bounded memory (the corpus readers' line splitter:
     a line over MAX_RECORD_BYTES, invalid UTF-8 or a damaged stream is an InputFormatError naming the line)."""
     from rwkv_data.config import MAX_RECORD_BYTES
-    from rwkv_data.pipelines.corpus.streams import LineState, Oversize, StreamError, line_blocks, open_chunks
+    from rwkv_data.pipelines.corpus.streams import LineState, Oversize, StreamError, numbered_lines, open_chunks
 
     st = LineState()
     try:
-        for item in line_blocks(open_chunks(str(path)), MAX_RECORD_BYTES, st):
-            if type(item) is Oversize:
-                raise InputFormatError(f"{path}:{item.line}: a line longer than {MAX_RECORD_BYTES:,} bytes; is this "
+        for n, raw in numbered_lines(open_chunks(str(path)), MAX_RECORD_BYTES, st):
+            if type(raw) is Oversize:
+                raise InputFormatError(f"{path}:{n}: a line longer than {MAX_RECORD_BYTES:,} bytes; is this "
                                        "an audit corpus?")
-            n, block = item
-            lines = bytes(block).split(b"\n")
-            if block[-1] == 10:
-                lines.pop()
-            st.lines = n + len(lines)
-            for raw in lines:
-                n += 1
-                try:
-                    yield n, raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputFormatError(f"{path}:{n}: invalid UTF-8 at byte {exc.start} of the line") from None
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputFormatError(f"{path}:{n}: invalid UTF-8 at byte {exc.start} of the line") from None
     except StreamError as exc:
         raise InputFormatError(f"{exc}; lines 1-{st.lines} were read") from None
 

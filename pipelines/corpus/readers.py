@@ -32,6 +32,7 @@ from rwkv_data.pipelines.corpus.streams import (
     fast_json_object,
     file_kind,
     line_blocks,
+    numbered_lines,
     open_chunks,
 )
 
@@ -316,28 +317,13 @@ def iter_unit(unit: Unit, opts: ReadOptions, stats: ReadStats) -> Iterator[Docum
         yield from iter_table_unit(unit, opts, sink)
 
 
-TOO_LARGE: Any = object()  # _lines' stand-in for a line over the limit (reported by the caller)
-
-
-def _lines(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[tuple[int, bytes | None]]:
+def _lines(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[tuple[int, bytes | Oversize | None]]:
     """(1-based line number, line without newline), each line at most ``opts.max_record_bytes``; a longer line
-    comes as :data:`TOO_LARGE` (its bytes were dropped). A broken stream is reported to ``sink`` after every
+    comes as an :class:`Oversize` (its bytes were dropped). A broken stream is reported to ``sink`` after every
     complete line before it, and ``(n, None)`` is yielded so callers can drop a half-read document."""
     st = LineState()
     try:
-        for item in line_blocks(open_chunks(path), opts.max_record_bytes, st):
-            if type(item) is Oversize:
-                st.lines = item.line
-                yield item.line, TOO_LARGE
-                continue
-            n, block = item
-            parts = bytes(block).split(b"\n")
-            if block[-1] == 10:
-                parts.pop()
-            st.lines = n + len(parts)
-            for p in parts:
-                n += 1
-                yield n, p
+        yield from numbered_lines(open_chunks(path), opts.max_record_bytes, st)
     except StreamError as exc:
         sink.broken(exc, st)
         yield st.lines, None
@@ -347,7 +333,7 @@ def _iter_jsonl(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Document]
     for n, raw in _lines(path, opts, sink):
         if raw is None:
             return
-        if raw is TOO_LARGE:
+        if type(raw) is Oversize:
             sink.stats.records += 1
             sink.too_large(f"{path}:{n}", "line")
             continue
@@ -504,7 +490,7 @@ def _iter_paragraphs(path: str, opts: ReadOptions, sink: _Sink) -> Iterator[Docu
         if raw is None:  # broken stream: the paragraph being read is incomplete
             return
         line = None
-        if raw is not TOO_LARGE:
+        if type(raw) is not Oversize:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

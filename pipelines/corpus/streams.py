@@ -320,6 +320,25 @@ def line_blocks(chunks: Iterable[bytes], limit: int, st: LineState) -> Iterator[
         yield st.lines, line
 
 
+def numbered_lines(chunks: Iterable[bytes], limit: int, st: LineState) -> Iterator[tuple[int, bytes | Oversize]]:
+    """(1-based line number, line without its newline) out of byte chunks, each line at most ``limit`` bytes; a
+    longer line comes as its :class:`Oversize` (its bytes were dropped). ``st.lines`` follows the lines delivered,
+    so a :class:`StreamError` raised from ``chunks`` can name the last complete line."""
+    for item in line_blocks(chunks, limit, st):
+        if type(item) is Oversize:
+            st.lines = item.line
+            yield item.line, item
+            continue
+        n, block = item
+        parts = bytes(block).split(b"\n")
+        if block[-1] == 10:
+            parts.pop()
+        st.lines = n + len(parts)
+        for p in parts:
+            n += 1
+            yield n, p
+
+
 def _long_lines(chunk: bytes, start: int, cut: int, limit: int, st: LineState) -> Iterator[Block | Oversize]:
     """The lines of ``chunk[start:cut]`` as runs of lines within the limit and Oversize items."""
     run = pos = start  # run: start of the current run of lines within the limit
