@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -66,20 +65,21 @@ def _gz_bomb(path: Path, total: int) -> None:
         f.write(c.compress(b"\n{\"text\": \"after\"}\n") + c.flush())
 
 
-def _peak_rss_mb(args: list[str], cwd: Path) -> tuple[int, str, int]:
-    """Run the CLI in a child process: (exit code, stderr + stdout, that child's own peak RSS in MB).
+# A small launcher runs the CLI and reports its child's peak RSS: a process forked straight from pytest would
+# inherit pytest's own resident size in its high-water mark (Linux keeps it across exec), and RUSAGE_CHILDREN
+# of pytest would report the largest child of the whole session.
+_LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+             "sys.exit(rc)")
 
-    The peak comes from ``os.wait4`` on this child alone (RUSAGE_CHILDREN would be the largest of every child
-    the test process ever waited for, so an earlier test's subprocess could be counted here).
-    """
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rwkv_data", *args], cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT, env={**os.environ, "RWKV_DATA_CACHE": "off"})
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")
-    return proc.returncode, text, usage.ru_maxrss // 1024
+
+def _peak_rss_mb(args: list[str], cwd: Path) -> tuple[int, str, int]:
+    """Run the CLI in a child process: (exit code, stderr + stdout, that child's own peak RSS in MB)."""
+    peak_file = cwd / "peak_rss_kb.txt"
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(peak_file), sys.executable, "-m", "rwkv_data",
+                           *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "RWKV_DATA_CACHE": "off"})
+    return proc.returncode, proc.stderr + proc.stdout, int(peak_file.read_text()) // 1024
 
 
 def _shard(tmp_path: Path, inp: Path, *extra: str) -> tuple[int, str, int]:
