@@ -30,7 +30,8 @@ b'\\xf0\\x9f'
 ``TrieTokenizer.from_file(path)`` loads any World-format ``.txt`` or ``.json`` vocab (ids above 65535 give
 uint32 arrays); ``impl="python"`` selects the reference. :mod:`.resolve` turns a tokenizer spec (``world``,
 a vocab path, ``hf:``/``tiktoken:``/``sp:`` paths, ``bytes``, with an optional ``label=``) into a tokenizer
-(:func:`load_trie`). The vocabulary trainer (:mod:`.vocab_train`, :mod:`.vocab_select`, :mod:`.vocab_extend`)
+(:func:`load_trie`). The vocabulary trainer (:mod:`.vocab_train` with
+:mod:`.vocab_sample`, :mod:`.vocab_candidates`, :mod:`.vocab_select`; :mod:`.vocab_extend`)
 takes its settings as :class:`.vocab_settings.VocabSettings`; nothing here imports ``rwkv_data.config``.
 """
 

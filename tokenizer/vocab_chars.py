@@ -23,7 +23,7 @@ from rwkv_data.tokenizer.scripts import char_script, script_chars
 from rwkv_data.tokenizer.vocab_settings import VocabSettings
 
 if TYPE_CHECKING:
-    from rwkv_data.tokenizer.vocab_train import LangSample
+    from rwkv_data.tokenizer.vocab_sample import LangSample
 
 log = logging.getLogger(__name__)
 

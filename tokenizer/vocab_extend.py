@@ -47,11 +47,13 @@ import numpy as np
 from rwkv_data.errors import ConfigError
 from rwkv_data.tokenizer.scripts import NEUTRAL, text_scripts
 from rwkv_data.tokenizer.vocab import Vocab
+from rwkv_data.tokenizer.vocab_candidates import Progress, candidate_pool
 from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_coverage import script_counts_of
+from rwkv_data.tokenizer.vocab_sample import LangSample, sample_corpus
 from rwkv_data.tokenizer.vocab_select import select_tokens
 from rwkv_data.tokenizer.vocab_settings import VocabSettings
-from rwkv_data.tokenizer.vocab_train import LangSample, Progress, candidate_pool, check_config, sample_corpus
+from rwkv_data.tokenizer.vocab_train import check_config
 
 IDMAP_FORMAT = "rwkv-vocab-idmap"
 

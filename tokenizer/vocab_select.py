@@ -39,7 +39,7 @@ import numpy as np
 from rwkv_data.tokenizer.vocab_settings import VocabSettings
 
 if TYPE_CHECKING:
-    from rwkv_data.tokenizer.vocab_train import LangSample
+    from rwkv_data.tokenizer.vocab_sample import LangSample
 
 Progress = Callable[[str], None]
 _PROXY_BYTES = 1 << 20  # bz2 (slow) sees at most this much of each language; the size is scaled up

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rwkv_data.config import CorpusSpec
-from rwkv_data.pipelines.corpus.readers import Document, ReadOptions, ReadStats, expand_inputs, iter_unit
+from rwkv_data.pipelines.corpus.documents import Document, ReadOptions, ReadStats
+from rwkv_data.pipelines.corpus.inputs import expand_inputs
+from rwkv_data.pipelines.corpus.readers import iter_unit
 
 
 def read_options(spec: CorpusSpec) -> ReadOptions:

@@ -11,15 +11,16 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rwkv_data.errors import DependencyMissing, InputFormatError
+from rwkv_data.pipelines.corpus.documents import MISSING, Document, ReadOptions, Sink
 
 if TYPE_CHECKING:
-    from rwkv_data.pipelines.corpus.readers import Document, ReadOptions, Unit, _Sink
+    from rwkv_data.pipelines.corpus.inputs import Unit
 
 BATCH_ROWS = 2048
 BATCH_BYTES = 32 << 20  # parquet: fewer rows per batch when rows are large, so a batch stays near this size
 
 
-def iter_table_unit(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+def iter_table_unit(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:
     """Documents of a parquet row group, an arrow file or a hub dataset."""
     if unit.kind == "parquet":
         yield from _iter_parquet(unit, opts, sink)
@@ -31,11 +32,9 @@ def iter_table_unit(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Docu
         raise ValueError(f"not a table unit: {unit}")
 
 
-def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions, sink: _Sink,
+def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions, sink: Sink,
           reason: str) -> Iterator[Document]:
     """Documents out of record batches; a batch that fails to decode is reported under ``reason``."""
-    from rwkv_data.pipelines.corpus.readers import _MISSING
-
     row = first_row
     where = unit.describe()
     while True:
@@ -56,7 +55,7 @@ def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions,
             continue
         texts = batch.column(names.index(opts.text_field)).to_pylist()
         langs = (batch.column(names.index(opts.lang_field)).to_pylist() if opts.lang_field in names
-                 else [_MISSING] * n)
+                 else [MISSING] * n)
         for text, lang in zip(texts, langs, strict=True):
             doc = sink.emit(text, lang, unit.path, row, f"{unit.path} row {row}")
             row += 1
@@ -64,7 +63,7 @@ def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions,
                 yield doc
 
 
-def _iter_parquet(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+def _iter_parquet(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:
     import pyarrow.parquet as pq
 
     try:
@@ -88,7 +87,7 @@ def _iter_parquet(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Docume
     yield from _rows(batches, unit, first, opts, sink, "unreadable_parquet")
 
 
-def _iter_arrow(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
+def _iter_arrow(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:
     import pyarrow as pa
 
     try:
@@ -99,9 +98,7 @@ def _iter_arrow(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document
     yield from _rows(iter(reader), unit, 0, opts, sink, "unreadable_arrow")
 
 
-def _iter_hub(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
-    from rwkv_data.pipelines.corpus.readers import _MISSING
-
+def _iter_hub(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
@@ -109,7 +106,7 @@ def _iter_hub(unit: Unit, opts: ReadOptions, sink: _Sink) -> Iterator[Document]:
     name, _, config = unit.path[3:].partition(":")
     ds = datasets.load_dataset(name, config or None, split=opts.hf_split, streaming=True)
     for row, rec in enumerate(ds):
-        doc = sink.emit(rec.get(opts.text_field, _MISSING), rec.get(opts.lang_field, _MISSING), unit.path, row,
+        doc = sink.emit(rec.get(opts.text_field, MISSING), rec.get(opts.lang_field, MISSING), unit.path, row,
                         f"{unit.path} ({opts.hf_split}) row {row}")
         if doc is not None:
             yield doc

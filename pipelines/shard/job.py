@@ -33,23 +33,15 @@ import numpy as np
 
 from rwkv_data.config import CORPUS_KEYS, ShardConfig
 from rwkv_data.errors import ConfigError, InputFormatError
-from rwkv_data.pipelines.corpus.readers import ReadStats, expand_inputs, iter_unit
+from rwkv_data.pipelines.corpus.documents import ReadStats
+from rwkv_data.pipelines.corpus.inputs import expand_inputs
+from rwkv_data.pipelines.corpus.readers import iter_unit
 from rwkv_data.pipelines.corpus.spec import read_options
 from rwkv_data.pipelines.shard.binidx import dtype_for_max_id
 from rwkv_data.pipelines.shard.executors import executor_for
-from rwkv_data.pipelines.shard.merge import (
-    MergePlan,
-    PartRecords,
-    PartRef,
-    ValidationSplit,
-    distribute,
-    lang_weights,
-    val_cutoffs,
-    val_threshold,
-    validation_split,
-    write_split,
-)
+from rwkv_data.pipelines.shard.merge import MergePlan, PartRecords, PartRef, distribute, val_cutoffs, write_split
 from rwkv_data.pipelines.shard.meta import common_meta, source_table, split_meta
+from rwkv_data.pipelines.shard.mixing import lang_weights
 from rwkv_data.pipelines.shard.outputs import (
     JobLock,
     check_output,
@@ -64,6 +56,7 @@ from rwkv_data.pipelines.shard.outputs import (
     temp_paths,
 )
 from rwkv_data.pipelines.shard.parts import PartTask, is_done, load_summary, part_key
+from rwkv_data.pipelines.shard.validation import ValidationSplit, val_threshold, validation_split
 from rwkv_data.tokenizer.cores import default_threads
 from rwkv_data.tokenizer.resolve import load_trie
 
@@ -101,7 +94,7 @@ SPLIT_OPTIONS = ("val_fraction", "val_min_docs", *(k for k in CORPUS_KEYS if k !
 
 def validation_split_of(cfg: ShardConfig) -> ValidationSplit:
     """The validation split the shard job makes of ``cfg.inputs`` (``val_fraction``, ``val_min_docs``), without
-    tokenizing: reads the documents as the job does and applies the same rule (merge.validation_split).
+    tokenizing: reads the documents as the job does and applies the same rule (validation.validation_split).
 
     ``split.is_validation(text, lang)`` then tells whether a document lands in ``P_val``; other jobs use it to
     keep held-out documents out of what they fit (``rwkv-data run`` trains its vocabulary on the rest).

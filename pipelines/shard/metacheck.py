@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rwkv_data.pipelines.shard.binidx import CODE_OF_DTYPE, dtype_for_max_id, magic_prime, rwkv_train_args
-from rwkv_data.pipelines.shard.merge import val_threshold
 from rwkv_data.pipelines.shard.outputs import FORMAT, TOOL
+from rwkv_data.pipelines.shard.validation import val_threshold
 
 Check = Callable[[str, bool, str], bool]
 COUNT, U64, INT, NUM, STR, HEX, BOOL, OBJ, LIST = "count", "u64", "int", "num", "str", "hex", "bool", "obj", "list"

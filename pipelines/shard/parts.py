@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.pipelines.corpus.readers import DocBatch, ReadOptions, ReadStats, Unit, iter_unit_batches
+from rwkv_data.pipelines.corpus.documents import DocBatch, ReadOptions, ReadStats
+from rwkv_data.pipelines.corpus.inputs import Unit
+from rwkv_data.pipelines.corpus.readers import iter_unit_batches
 from rwkv_data.pipelines.shard.outputs import space_guard
 
 PART_FORMAT = 1

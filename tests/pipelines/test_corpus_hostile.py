@@ -22,7 +22,9 @@ import pytest
 import zstandard
 
 from rwkv_data.errors import InputFormatError
-from rwkv_data.pipelines.corpus.readers import ReadOptions, ReadStats, Unit, iter_documents, iter_unit_batches
+from rwkv_data.pipelines.corpus.documents import ReadOptions, ReadStats
+from rwkv_data.pipelines.corpus.inputs import Unit
+from rwkv_data.pipelines.corpus.readers import iter_documents, iter_unit_batches
 from rwkv_data.pipelines.corpus.streams import Corrupt, open_chunks
 
 MB = 1 << 20

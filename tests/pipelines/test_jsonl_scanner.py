@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 import rwkv_data.pipelines.corpus.streams as streams
 from rwkv_data.errors import InputFormatError
 from rwkv_data.pipelines._native import scan_jsonl as scan
-from rwkv_data.pipelines.corpus.readers import ReadOptions, ReadStats, expand_inputs, iter_unit, iter_unit_batches
+from rwkv_data.pipelines.corpus.documents import ReadOptions, ReadStats
+from rwkv_data.pipelines.corpus.inputs import expand_inputs
+from rwkv_data.pipelines.corpus.readers import iter_unit, iter_unit_batches
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 PY_SPACES = [c for c in range(0x110000) if chr(c).isspace()]

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import rwkv_data.pipelines.shard.merge as merge
+import rwkv_data.pipelines.shard.mixing as mixing
+import rwkv_data.pipelines.shard.window_copy as window_copy
 from rwkv_data.pipelines._native import gather
 
 
@@ -47,14 +49,13 @@ def test_gather_reads_ranges_to_their_destinations(tmp_path: Path) -> None:
 @pytest.mark.parametrize("limit", [1, 2, 256])
 def test_parts_gather_in_groups_and_names_a_short_part(tmp_path: Path, limit: int,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(merge, "OPEN_PARTS", limit)
+    monkeypatch.setattr(window_copy, "OPEN_PARTS", limit)
     rng = np.random.default_rng(0)
     data = {i: rng.integers(0, 256, 100, dtype=np.uint8).tobytes() for i in range(5)}
     for i, b in data.items():
         (tmp_path / f"part-{i}.bin").write_bytes(b)
-    plan = merge.MergePlan([merge.PartRef(i, str(tmp_path / f"part-{i}"), 1, np.zeros(1, np.int64)) for i in data],
-                           ["und"], None, np.ones(1), 0, 10)  # type: ignore[arg-type]
-    parts = merge._Parts(plan)
+    parts = window_copy.PartFiles([merge.PartRef(i, str(tmp_path / f"part-{i}"), 1, np.zeros(1, np.int64))
+                                   for i in data])
     part = np.array([3, 0, 4, 3, 1, 2, 0], np.uint32)
     off = _u64(10, 0, 50, 90, 5, 7, 99)
     size = _u64(5, 3, 20, 10, 1, 8, 1)
@@ -79,24 +80,24 @@ def test_fd_budget_raises_the_soft_open_file_limit() -> None:
         pytest.skip(f"hard open-file limit {hard} too low to test")
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (400, hard))
-        assert merge._fd_budget(100) == 400 - merge.FD_RESERVE  # enough already: unchanged
+        assert window_copy.fd_budget(100) == 400 - window_copy.FD_RESERVE  # enough already: unchanged
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 400
-        assert merge._fd_budget(1000) == 1000  # raised to what 1000 parts need
-        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 1000 + merge.FD_RESERVE
+        assert window_copy.fd_budget(1000) == 1000  # raised to what 1000 parts need
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 1000 + window_copy.FD_RESERVE
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_output_order_is_ascending_r_then_part_then_offset() -> None:
     rng = np.random.default_rng(3)
-    recs = np.zeros(5000, merge.REC)
+    recs = np.zeros(5000, mixing.REC)
     recs["r"] = rng.integers(0, 2**64 - 1, recs.size, dtype=np.uint64)
     recs["part"], recs["off"] = rng.integers(0, 50, recs.size), rng.integers(0, 10**6, recs.size)
     want = np.lexsort((recs["off"], recs["part"], recs["r"]))
-    assert np.array_equal(merge.output_order(recs), want), "no ties: the order of r"
+    assert np.array_equal(mixing.output_order(recs), want), "no ties: the order of r"
     recs["r"][rng.integers(0, recs.size, 2000)] = 7  # many ties on r, in any part and at any offset
     recs["r"][:3], recs["part"][:3], recs["off"][:3] = 5, (2, 1, 1), (0, 9, 4)  # ties broken by part, then off
-    got = merge.output_order(recs)
+    got = mixing.output_order(recs)
     assert np.array_equal(recs[got], recs[np.lexsort((recs["off"], recs["part"], recs["r"]))])
     assert got[:3].tolist() == [2, 1, 0]
-    assert merge.output_order(recs[:0]).size == 0 and merge.output_order(recs[:1]).tolist() == [0]
+    assert mixing.output_order(recs[:0]).size == 0 and mixing.output_order(recs[:1]).tolist() == [0]

@@ -131,15 +131,16 @@ def test_validation_split_of_names_the_jobs_validation_documents(corpus, baselin
 
 def test_worker_count_seed_and_bucket_size(corpus, baseline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import rwkv_data.pipelines.shard.merge as merge
+    import rwkv_data.pipelines.shard.window_copy as window_copy
 
     inputs, _, vocab = corpus
     prefix, metas = baseline
     # 64 bytes: a mapped window per document or two, filled by 2 threads at once, and document records read 3
     # at a time (chunks spanning parts, parts spanning chunks); 4096 bytes with at most 2 part files open:
     # windows spanning many parts, read in groups of 2 on one thread
-    for copy_bytes, open_parts, chunk in ((64, merge.OPEN_PARTS, 3), (4096, 2, merge.CHUNK_DOCS)):
-        monkeypatch.setattr(merge, "COPY_BYTES", copy_bytes)
-        monkeypatch.setattr(merge, "OPEN_PARTS", open_parts)
+    for copy_bytes, open_parts, chunk in ((64, window_copy.OPEN_PARTS, 3), (4096, 2, merge.CHUNK_DOCS)):
+        monkeypatch.setattr(window_copy, "COPY_BYTES", copy_bytes)
+        monkeypatch.setattr(window_copy, "OPEN_PARTS", open_parts)
         monkeypatch.setattr(merge, "CHUNK_DOCS", chunk)
         m2 = run(_cfg(inputs, tmp_path / f"w{copy_bytes}" / "P", vocab, workers=2, bucket_docs=5))
         assert output_bytes(tmp_path / f"w{copy_bytes}" / "P").keys() == output_bytes(prefix).keys()

@@ -17,7 +17,9 @@ import pytest
 import zstandard
 
 from rwkv_data.errors import InputFormatError
-from rwkv_data.pipelines.corpus.readers import ReadOptions, ReadStats, expand_inputs, iter_documents
+from rwkv_data.pipelines.corpus.documents import ReadOptions, ReadStats
+from rwkv_data.pipelines.corpus.inputs import expand_inputs
+from rwkv_data.pipelines.corpus.readers import iter_documents
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 RECORDS = [{"text": "Hello world", "lang": "en"}, {"text": "Grüß Gott", "lang": "de"}, {"text": "漢字", "lang": "zh"}]

@@ -16,13 +16,14 @@ import pytest
 
 from rwkv_data.config import VocabConfig
 from rwkv_data.pipelines.audit import metrics
-from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, vocab_train, world_vocab_path
+from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, vocab_sample, world_vocab_path
 from rwkv_data.tokenizer.info import vocab_info
 from rwkv_data.tokenizer.scripts import char_script, dominant_script, script_allocation, token_category
 from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_coverage import coverage_floor
 from rwkv_data.tokenizer.vocab_extend import extend_vocab
-from rwkv_data.tokenizer.vocab_train import sample_corpus, train_vocab
+from rwkv_data.tokenizer.vocab_sample import sample_corpus
+from rwkv_data.tokenizer.vocab_train import train_vocab
 
 WORDS = {
     "en": "the people of the world have rights and freedoms everyone shall be equal before the law".split(),
@@ -189,17 +190,17 @@ def test_streaming_sampler_keeps_little_and_samples_the_same(corpus: list[tuple[
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     big = corpus * 20  # ~1.2 M characters; the sample needs a small part of each language
     cfg = _cfg(sample_chars=50_000, score_chars=20_000, heldout_chars=2_000)
-    monkeypatch.setattr(vocab_train, "_RESIZE_CHARS", 1 << 62)
+    monkeypatch.setattr(vocab_sample, "_RESIZE_CHARS", 1 << 62)
     whole = sample_corpus(big, cfg)  # limits applied once, at the end
     kept: list[int] = []
-    orig = vocab_train._Reservoir.ordered
+    orig = vocab_sample._Reservoir.ordered
 
-    def spy(self: vocab_train._Reservoir) -> list[str]:
+    def spy(self: vocab_sample._Reservoir) -> list[str]:
         kept.append(self.kept)
         return orig(self)
 
-    monkeypatch.setattr(vocab_train, "_RESIZE_CHARS", 20_000)
-    monkeypatch.setattr(vocab_train._Reservoir, "ordered", spy)
+    monkeypatch.setattr(vocab_sample, "_RESIZE_CHARS", 20_000)
+    monkeypatch.setattr(vocab_sample._Reservoir, "ordered", spy)
     streamed = sample_corpus(big, cfg)
     for lang, s in whole.items():
         t = streamed[lang]

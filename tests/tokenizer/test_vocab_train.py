@@ -21,8 +21,9 @@ import pytest
 from rwkv_data.config import VocabConfig
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, write_vocab
 from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
+from rwkv_data.tokenizer.vocab_sample import _budgets, sample_corpus
 from rwkv_data.tokenizer.vocab_select import variant_key
-from rwkv_data.tokenizer.vocab_train import _budgets, sample_corpus, train_vocab
+from rwkv_data.tokenizer.vocab_train import train_vocab
 
 WORDS = {
     "en": "the people of the world have rights and freedoms everyone shall be equal before the law".split(),
