@@ -13,6 +13,7 @@ import random
 
 import numpy as np
 import pytest
+from tokenizer_testlib import WORDS
 
 from rwkv_data.config import VocabConfig
 from rwkv_data.pipelines.audit import metrics
@@ -25,14 +26,7 @@ from rwkv_data.tokenizer.vocab_extend import extend_vocab
 from rwkv_data.tokenizer.vocab_sample import sample_corpus
 from rwkv_data.tokenizer.vocab_train import train_vocab
 
-WORDS = {
-    "en": "the people of the world have rights and freedoms everyone shall be equal before the law".split(),
-    "de": "alle Menschen sind frei und gleich an Würde und Rechten geboren jeder hat das Recht".split(),
-    "ta": "மனிதர் அனைவரும் சுதந்திரமாகவே பிறக்கின்றனர் உரிமைகளிலும் சமமானவர்கள் தமிழ்".split(),
-    "am": "የሰው ልጅ ሁሉ ሲወለድ ነጻና በክብርና በመብትም እኩልነት ያለው ነው".split(),
-    "zh": list("人人生而自由在尊严和权利上一律平等他们赋有理性和良心并应以兄弟关系的精神相对待"),
-}
-# Article 1 of the UDHR in languages whose scripts the corpus above lacks.
+# Article 1 of the UDHR in languages whose scripts the WORDS corpus lacks.
 HELD_OUT = {
     "ml": "മനുഷ്യരെല്ലാവരും തുല്യാവകാശങ്ങളോടും അന്തസ്സോടും സ്വാതന്ത്ര്യത്തോടുംകൂടി ജനിച്ചിട്ടുള്ളവരാണ്‌.",
     "my": "လူတိုင်းသည် တူညီ လွတ်လပ်သော ဂုဏ်သိက္ခာဖြင့် လည်းကောင်း၊ တူညီလွတ်လပ်သော အခွင့်အရေးများဖြင့် လည်းကောင်း၊",

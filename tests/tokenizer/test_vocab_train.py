@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tokenizer_testlib import WORDS
 
 from rwkv_data.config import VocabConfig
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, write_vocab
@@ -24,14 +25,6 @@ from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenize
 from rwkv_data.tokenizer.vocab_sample import _budgets, sample_corpus
 from rwkv_data.tokenizer.vocab_select import variant_key
 from rwkv_data.tokenizer.vocab_train import train_vocab
-
-WORDS = {
-    "en": "the people of the world have rights and freedoms everyone shall be equal before the law".split(),
-    "de": "alle Menschen sind frei und gleich an Würde und Rechten geboren jeder hat das Recht".split(),
-    "ta": "மனிதர் அனைவரும் சுதந்திரமாகவே பிறக்கின்றனர் உரிமைகளிலும் சமமானவர்கள் தமிழ்".split(),
-    "am": "የሰው ልጅ ሁሉ ሲወለድ ነጻና በክብርና በመብትም እኩልነት ያለው ነው".split(),
-    "zh": list("人人生而自由在尊严和权利上一律平等他们赋有理性和良心并应以兄弟关系的精神相对待"),
-}
 
 
 def _doc(lang: str, rng: random.Random) -> str:

@@ -69,3 +69,13 @@ def corpus_reference_ids() -> tuple[bytes, ...]:
 
     ref = rwkv_reference()
     return tuple(np.asarray(ref.encode(text), dtype=np.uint16).tobytes() for _, text in corpus_documents())
+
+
+# Five scripts' words from which the vocab tests generate small deterministic corpora.
+WORDS = {
+    "en": "the people of the world have rights and freedoms everyone shall be equal before the law".split(),
+    "de": "alle Menschen sind frei und gleich an Würde und Rechten geboren jeder hat das Recht".split(),
+    "ta": "மனிதர் அனைவரும் சுதந்திரமாகவே பிறக்கின்றனர் உரிமைகளிலும் சமமானவர்கள் தமிழ்".split(),
+    "am": "የሰው ልጅ ሁሉ ሲወለድ ነጻና በክብርና በመብትም እኩልነት ያለው ነው".split(),
+    "zh": list("人人生而自由在尊严和权利上一律平等他们赋有理性和良心并应以兄弟关系的精神相对待"),
+}
