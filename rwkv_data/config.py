@@ -28,6 +28,14 @@ STAGES = ("vocab", "shard", "train", "evaluate", "audit")  # the stages of `rwkv
 # document's text is rarely over a few MB (a long novel is ~2 MB); 64 MiB leaves room for whole books and code
 # files while a reader's memory stays bounded (a record, its str and its tokens: a few hundred MB at most).
 MAX_RECORD_BYTES = 64 << 20
+LANG_MAX_CHARS = 64  # a language code (BCP 47 tags and FLORES codes are far shorter)
+
+
+def is_language_code(lang: str) -> bool:
+    """Whether ``lang`` can name a language in shards, reports and file names: 1-64 characters, each a letter
+    or digit (any script), '-', '_' or '.', and not made of dots alone."""
+    return (0 < len(lang) <= LANG_MAX_CHARS and all(c.isalnum() or c in "-_." for c in lang)
+            and lang.strip(".") != "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +62,9 @@ class CorpusSpec:
             raise ConfigError(f"max_record_bytes must be > 0, not {self.max_record_bytes}")
         if not self.text_field or not self.lang_field:
             raise ConfigError("text_field and lang_field must not be empty")
+        if self.lang and not is_language_code(self.lang):
+            raise ConfigError(f"lang {self.lang!r} is not a language code (1-{LANG_MAX_CHARS} letters, digits, "
+                              "'-', '_' or '.', e.g. 'sw', 'zh-Hans', 'eng_Latn')")
 
     def corpus_spec(self) -> CorpusSpec:
         """The corpus fields alone (of a job config that extends this class)."""

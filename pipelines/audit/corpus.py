@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rwkv_data.config import CorpusSpec
 from rwkv_data.errors import DependencyMissing, InputFormatError
@@ -43,6 +44,7 @@ class AuditCorpus:
     source: str
     unit: str  # what a unit is ("article", "sentence", "document")
     langs: list[LangText]
+    read: dict[str, Any] | None = None  # the readers' report (records, documents, skipped by reason), mono only
 
     def find(self, name: str) -> LangText | None:
         """The language whose key, else whose lang tag, is ``name``."""
@@ -123,6 +125,7 @@ def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (
               max_bytes_per_lang: int = 0, spec: CorpusSpec | None = None) -> AuditCorpus:
     """Read monolingual documents (grouped by their language), at most ``max_bytes_per_lang`` per language;
     ``spec`` says how records are read (fields, language, error policy), its inputs aside."""
+    from rwkv_data.pipelines.corpus.documents import ReadStats
     from rwkv_data.pipelines.corpus.spec import documents
 
     items = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -137,7 +140,8 @@ def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (
         raise InputFormatError(f"{paths}: no .jsonl(.zst) files found (or none for languages {list(langs)})")
     by_lang: dict[str, LangText] = {}
     size: dict[str, int] = {}
-    for doc in documents(dataclasses.replace(spec or CorpusSpec(), inputs=tuple(inputs))):
+    stats = ReadStats()
+    for doc in documents(dataclasses.replace(spec or CorpusSpec(), inputs=tuple(inputs)), stats):
         if langs and doc.lang not in langs:
             continue
         n = len(doc.text.encode("utf-8"))
@@ -148,7 +152,8 @@ def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (
         size[doc.lang] = size.get(doc.lang, 0) + n
     for lt in by_lang.values():
         lt.script = dominant_script("".join(lt.units)[:20000])
-    return AuditCorpus("mono", ", ".join(map(str, items)), "document", sorted(by_lang.values(), key=lambda x: x.key))
+    return AuditCorpus("mono", ", ".join(map(str, items)), "document", sorted(by_lang.values(), key=lambda x: x.key),
+                       stats.report())
 
 
 def load_flores(split: str = "devtest", langs: Sequence[str] = (),

@@ -144,7 +144,7 @@ def analyse(runs: list[TokenizerRun], corpus: AuditCorpus, cfg: AuditConfig) -> 
                                      ri, cfg)
     report: dict[str, Any] = {
         "corpus": {"source": corpus.source, "kind": corpus.kind, "unit": corpus.unit, "languages": len(corpus.langs),
-                   "reference": ref.key if ref else None},
+                   "reference": ref.key if ref else None, **(corpus.read or {})},
         "tokenizers": [r.adapter.describe() for r in runs], "summary": summaries, "languages": rows,
         "comparisons": [_compare(runs[0], r, corpus, weights, cfg) for r in runs[1:]],
         "vocab_diff": _vocab_diff(runs, corpus),

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rwkv_data.config import MAX_RECORD_BYTES
+from rwkv_data.config import LANG_MAX_CHARS, MAX_RECORD_BYTES, is_language_code
 from rwkv_data.errors import InputFormatError
 from rwkv_data.pipelines.corpus.streams import LineState, StreamError, Truncated
 
@@ -66,6 +66,13 @@ class ReadStats:
         for k, v in other.first_skip.items():
             self.first_skip.setdefault(k, v)
 
+    def report(self) -> dict[str, Any]:
+        """What was read and skipped, for a job's result and meta: ``records``, ``documents``, ``skipped``
+        (reason -> count) and ``skipped_examples`` (reason -> the first message: file and line, or byte offset)."""
+        return {"records": self.records, "documents": self.documents, "skipped": dict(sorted(self.skipped.items())),
+                "skipped_examples": dict(sorted(self.first_skip.items()))}
+
+
 
 class Sink:
     """Raises or counts a bad record according to the error policy."""
@@ -105,8 +112,10 @@ class Sink:
             return None
         if lang is MISSING or lang is None:
             lang = self.opts.lang or "und"
-        elif not isinstance(lang, str) or not lang:
-            self.bad("bad_lang", f"{where}: field {self.opts.lang_field!r} is {lang!r}, not a language code")
+        elif not isinstance(lang, str) or not is_language_code(lang):
+            shown = repr(lang if not isinstance(lang, str) or len(lang) <= 40 else lang[:40] + "...")
+            self.bad("bad_lang", f"{where}: field {self.opts.lang_field!r} is {shown}, not a language code (1-"
+                     f"{LANG_MAX_CHARS} letters, digits, '-', '_' or '.', e.g. 'sw', 'zh-Hans', 'eng_Latn')")
             return None
         if not text or text.isspace():
             self.skip("empty_text", f"{where}: empty document")
@@ -121,6 +130,15 @@ class Sink:
             return None
         self.stats.documents += 1
         return Document(text, lang, source, line, data)
+
+
+def skip_lines(result: dict[str, Any]) -> list[str]:
+    """What a reading job skipped (``skipped``: reason -> count, ``skipped_examples``: reason -> the first message,
+    naming the file and line or byte offset), as ``skipped: reason=n, ...`` and one line per reason."""
+    skipped = result.get("skipped") or {}
+    lines = ["skipped: " + (", ".join(f"{k}={v}" for k, v in skipped.items()) or "none")]
+    lines += [f"  first {k}: {v}" for k, v in (result.get("skipped_examples") or {}).items()]
+    return lines
 
 
 MISSING: Any = object()  # a field the record lacks (distinct from a null value)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 2048
 BATCH_BYTES = 32 << 20  # parquet: fewer rows per batch when rows are large, so a batch stays near this size
+PAGE_BYTES = 256 << 20  # parquet: the largest page decoded when the record limit is below it (see page_bound)
 
 
 def iter_table_unit(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:
@@ -53,14 +54,40 @@ def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions,
                      "set --text-field", count=n)
             row += n
             continue
-        texts = batch.column(names.index(opts.text_field)).to_pylist()
+        column = batch.column(names.index(opts.text_field))
+        oversize = _oversize_rows(column, opts.max_record_bytes)
+        if oversize:  # never made into Python strings
+            import pyarrow.compute as pc
+
+            column = pc.if_else(pc.greater(pc.binary_length(column), opts.max_record_bytes), None, column)
+        texts = column.to_pylist()
         langs = (batch.column(names.index(opts.lang_field)).to_pylist() if opts.lang_field in names
                  else [MISSING] * n)
-        for text, lang in zip(texts, langs, strict=True):
+        for i, (text, lang) in enumerate(zip(texts, langs, strict=True)):
+            if i in oversize:
+                sink.stats.records += 1
+                sink.too_large(f"{unit.path} row {row}", "text")
+                row += 1
+                continue
             doc = sink.emit(text, lang, unit.path, row, f"{unit.path} row {row}")
             row += 1
             if doc is not None:
                 yield doc
+
+
+def _oversize_rows(column: Any, limit: int) -> set[int]:
+    """Rows of a text column whose cell is longer than ``limit`` bytes (checked on the arrow lengths, without
+    making Python strings); an empty set for columns that are not strings (``Sink.emit`` reports those)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            or pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+        return set()
+    lengths = pc.binary_length(column)
+    if (pc.max(lengths).as_py() or 0) <= limit:
+        return set()
+    return set(pc.indices_nonzero(pc.greater(lengths, limit)).to_pylist())
 
 
 def _iter_parquet(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:
@@ -83,8 +110,43 @@ def _iter_parquet(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Documen
         batch_rows = max(1, min(BATCH_ROWS, BATCH_BYTES * max(rg.num_rows, 1) // max(size, 1)))
     except Exception:  # noqa: BLE001 - odd metadata: the default batch size
         batch_rows = BATCH_ROWS
+    if not _pages_fit(unit, pf, cols, opts, sink):
+        return
     batches = iter(pf.iter_batches(batch_size=batch_rows, row_groups=[unit.index], columns=cols))
     yield from _rows(batches, unit, first, opts, sink, "unreadable_parquet")
+
+
+def page_bound(opts: ReadOptions) -> int:
+    """The largest parquet page read: pyarrow decodes a whole page at once, and a page holds whole cells."""
+    return max(opts.max_record_bytes, PAGE_BYTES)
+
+
+def _pages_fit(unit: Unit, pf: Any, cols: list[str] | None, opts: ReadOptions, sink: Sink) -> bool:
+    """Whether every page of the row group's columns that are read is within :func:`page_bound` (checked on the
+    page headers, before pyarrow decodes anything); else its rows are one bad record each (record_too_large)."""
+    from rwkv_data.pipelines.corpus.parquet_pages import PageHeaderError, largest_page
+
+    rg = pf.metadata.row_group(unit.index)
+    bound = page_bound(opts)
+    for j in range(rg.num_columns):
+        col = rg.column(j)
+        if cols is not None and col.path_in_schema not in cols:
+            continue
+        try:
+            largest = largest_page(unit.path, col)
+        except (PageHeaderError, OSError, ValueError) as exc:
+            sink.bad("unreadable_parquet", f"{unit.describe()}: column {col.path_in_schema!r}: damaged page headers "
+                     f"({exc})")
+            return False
+        if largest > bound:
+            sink.stats.records += rg.num_rows
+            sink.bad("record_too_large", f"{unit.describe()}: column {col.path_in_schema!r} has a page of "
+                     f"{largest:,} bytes, so one of its cells may be longer than the --max-record-bytes limit "
+                     f"({opts.max_record_bytes:,}); its {rg.num_rows:,} rows are not read (pages are read whole, "
+                     f"up to {bound:,} bytes): raise --max-record-bytes if cells this large are intended, or "
+                     "rewrite the file with smaller cells", count=rg.num_rows)
+            return False
+    return True
 
 
 def _iter_arrow(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from rwkv_data.config import is_language_code
 from rwkv_data.pipelines.corpus.documents import MISSING, DocBatch, Document, ReadOptions, Sink
 from rwkv_data.pipelines.corpus.streams import (
     LineState,
@@ -108,6 +109,8 @@ def _scan_block(block: bytes | memoryview, done: int, keys: tuple[bytes, bytes],
     """One block of complete lines through the native scanner, its refused lines through the general parser."""
     assert _scan is not None
     datas, nchars, langs, lines, fallback = _scan(block, *keys)
+    if not all(lg is None or is_language_code(lg) for lg in set(langs)):  # the general parser names the line
+        return _parse_block(block, done, path, opts, sink), lines
     if None in langs:
         default = opts.lang or "und"
         langs = [default if lg is None else lg for lg in langs]
@@ -122,6 +125,19 @@ def _scan_block(block: bytes | memoryview, done: int, keys: tuple[bytes, bytes],
     for before, doc in reversed(extra):  # back to front, so earlier positions stay valid
         batch.insert(before, doc)
     return batch, lines
+
+
+def _parse_block(block: bytes | memoryview, done: int, path: str, opts: ReadOptions, sink: Sink) -> DocBatch:
+    """A block of complete lines (``done`` lines before it) through the general parser alone."""
+    batch = DocBatch()
+    lines = bytes(block).split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for n, raw in enumerate(lines, done + 1):
+        doc = _jsonl_record(raw, n, path, opts, sink)
+        if doc is not None:
+            batch.add(doc)
+    return batch
 
 
 def iter_txt(path: str, opts: ReadOptions, sink: Sink) -> Iterator[Document]:

@@ -34,6 +34,7 @@ import torch
 from rwkv_data.atomic import atomic_write
 from rwkv_data.config import CorpusSpec, EvalConfig, to_dict
 from rwkv_data.errors import CheckpointError, ConfigError
+from rwkv_data.pipelines.corpus.documents import ReadStats, skip_lines
 from rwkv_data.pipelines.shard.meta import read_shard_meta
 from rwkv_data.pipelines.train import modelio, vocab_check
 from rwkv_data.pipelines.train.vocab_check import load_tokenizer
@@ -251,21 +252,26 @@ def load_binidx_docs(prefix: str | Path, tok: Any, max_docs: int = 0) -> list[Ev
     return _cap([doc_from_item(langs[i], reader[i], tok) for i in range(len(reader))], max_docs)
 
 
-def load_text_docs(spec: CorpusSpec, tok: Any, max_docs: int = 0) -> list[EvalDoc]:
+def load_text_docs(spec: CorpusSpec, tok: Any, max_docs: int = 0,
+                   stats: ReadStats | None = None) -> list[EvalDoc]:
     """Raw text: a ``.txt`` file of ``spec.inputs`` is one document whose language is the file stem; jsonl and
-    parquet records are documents read as the corpus spec says (text and language fields, error policy)."""
+    parquet records are documents read as the corpus spec says (text and language fields, error policy, record
+    limit); skipped records are counted in ``stats``. At most ``max_docs`` per language are kept (0 = all)."""
     from rwkv_data.pipelines.corpus.spec import documents  # noqa: PLC0415
 
+    st = stats if stats is not None else ReadStats()
     docs: list[EvalDoc] = []
+    seen: dict[str, int] = {}
     for p in map(Path, spec.inputs):
         if not p.exists():
             raise ConfigError(f"{p}: no such file")
-        if p.suffix == ".txt":
-            docs.append(doc_from_text(p.stem, p.read_text(encoding="utf-8"), tok))
-        else:
-            one = dataclasses.replace(spec, inputs=(str(p),))
-            docs += [doc_from_text(d.lang, d.text, tok) for d in documents(one)]
-    return _cap(docs, max_docs)
+        one = dataclasses.replace(spec, inputs=(str(p),), **({"lang": p.stem} if p.suffix == ".txt" else {}))
+        for d in documents(one, st):
+            if max_docs > 0 and seen.get(d.lang, 0) >= max_docs:
+                continue  # the first max_docs of each language, in file order
+            seen[d.lang] = seen.get(d.lang, 0) + 1
+            docs.append(doc_from_text(d.lang, d.text, tok))
+    return docs
 
 
 # ---- the job ----------------------------------------------------------------------------------------------
@@ -310,10 +316,11 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
         from rwkv_data.pipelines.shard.binidx import BinidxReader  # noqa: PLC0415
 
         vocab_check.check_ids_fit(cfg.data, BinidxReader(cfg.data).tokens, rows_in_model, cfg.checkpoint)
+    read = ReadStats()
     if cfg.data:
         docs = load_binidx_docs(cfg.data, tok, cfg.max_docs)
     else:
-        docs = load_text_docs(cfg.corpus_spec(), tok, cfg.max_docs)
+        docs = load_text_docs(cfg.corpus_spec(), tok, cfg.max_docs, read)
     t0 = time.perf_counter()
     n_tok = sum(len(d.tokens) for d in docs)
     with tqdm(total=n_tok, unit="tok", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
@@ -325,14 +332,16 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
         raise CheckpointError(f"{cfg.checkpoint}: bits per byte is not finite for {', '.join(bad)} (NaN or inf "
                               "logits): the checkpoint is damaged or diverged; nothing was written")
     result = {"config": to_dict(cfg), "convention": CONVENTION, "languages": rows, "tokens": n_tok,
-              "seconds": seconds, "tokens_per_s": n_tok / max(seconds, 1e-9)}
+              "seconds": seconds, "tokens_per_s": n_tok / max(seconds, 1e-9),
+              **({} if cfg.data else {k: v for k, v in read.report().items() if k.startswith("skipped")})}
     atomic_write(out_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
     atomic_write(out_dir / "eval.csv", buf.getvalue())
-    result["table"] = format_table(rows, cfg.confidence)
+    result["table"] = format_table(rows, cfg.confidence) + "".join(
+        f"\n{line}" for line in (skip_lines(result) if result.get("skipped") else []))
     return result
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from rwkv_data.atomic import atomic_write_json
 from rwkv_data.config import VocabConfig, to_dict
 from rwkv_data.errors import ConfigError
+from rwkv_data.pipelines.corpus.documents import ReadStats
 from rwkv_data.pipelines.corpus.spec import documents
 from rwkv_data.tokenizer import Vocab, write_vocab
 from rwkv_data.tokenizer.resolve import is_world, load_trie
@@ -46,10 +47,11 @@ class _Corpus:
         self.docs: Counter[str] = Counter()
         self.chars: Counter[str] = Counter()
         self.excluded: Counter[str] = Counter()
+        self.read = ReadStats()  # records read and skipped (on_error="skip"), by reason
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         bar = tqdm(desc="reading", unit=" docs", leave=False, dynamic_ncols=True)
-        for doc in documents(self.cfg):
+        for doc in documents(self.cfg, self.read):
             if self.exclude is not None and self.exclude(doc.data or doc.text.encode("utf-8"), doc.lang):
                 self.excluded[doc.lang] += 1
                 continue
@@ -71,6 +73,7 @@ class _Corpus:
                 "characters": sum(self.chars.values()), "files": files,
                 "per_language": {k: {"documents": self.docs[k], "characters": self.chars[k]}
                                  for k in sorted(self.docs)},
+                **{k: v for k, v in self.read.report().items() if k.startswith("skipped")},
                 **({"excluded": {"documents": sum(self.excluded.values()), "per_language": dict(sorted(
                     self.excluded.items()))}} if self.exclude is not None else {})}
 
@@ -129,7 +132,7 @@ def run(cfg: VocabConfig, exclude: Exclude | None = None) -> dict[str, Any]:
     return {"output": str(out), "meta": str(out.with_name(out.name + ".meta.json")), "tokens": len(vocab),
             "sha256": vocab.sha256, "languages": len(langs), "seconds": meta["seconds"],
             "worst_parity_proxy": max((v.get("parity_proxy", 0), k) for k, v in langs.items()),
-            "documents": meta["corpus"]["documents"],
+            "documents": meta["corpus"]["documents"], **_skips(meta["corpus"]),
             **({"excluded": meta["corpus"]["excluded"]} if exclude is not None else {})}
 
 
@@ -162,4 +165,8 @@ def run_extend(cfg: VocabConfig) -> dict[str, Any]:
     atomic_write_json(out.with_name(out.name + ".meta.json"), meta, indent=1)
     return {"output": str(out), "idmap": str(idmap_path), "tokens": len(vocab), "max_id": vocab.max_id,
             "added": result.stats["added"], "replaced": result.stats["replaced"], "sha256": vocab.sha256,
-            "seconds": meta["seconds"]}
+            "seconds": meta["seconds"], **_skips(meta["corpus"])}
+
+
+def _skips(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    return {k: fingerprint[k] for k in ("skipped", "skipped_examples")}

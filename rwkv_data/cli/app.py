@@ -35,6 +35,13 @@ def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
         click.echo(text if text is not None else str(obj))
 
 
+def skip_lines(result: dict[str, Any]) -> list[str]:
+    """What a reading job skipped, as lines (see ``pipelines.corpus.documents.skip_lines``)."""
+    from rwkv_data.pipelines.corpus.documents import skip_lines as lines_of
+
+    return lines_of(result)
+
+
 def default_of(cls: type, name: str) -> str:
     """``[default: X]`` of field ``name`` of config class ``cls``, for help texts (click defaults stay None so
     that a ``--config`` file's values survive unless a flag overrides them)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rwkv_data.cli.app import cli, config_option, corpus_options, default_of, emit, load_config
+from rwkv_data.cli.app import cli, config_option, corpus_options, default_of, emit, load_config, skip_lines
 
 
 def _audit_default(name: str) -> str:
@@ -50,7 +50,9 @@ def audit_cmd(corpus: str | None, config_path: str | None, tokenizers: tuple[str
     values.update(corpus=corpus, tokenizers=tokenizers or None, langs=langs or None, fail_if=fail_if or None)
     cfg = load_config(AuditConfig, config_path, "audit", values)
     result = run(cfg)
-    emit(result.report["summary"], as_json, result.table + f"\nwritten to {result.out_dir}/")
+    read = result.report["corpus"]
+    skips = "\n".join(skip_lines(read)) + "\n" if "skipped" in read else ""
+    emit(result.report["summary"], as_json, result.table + f"\n{skips}written to {result.out_dir}/")
     for failure in result.failures:
         click.echo(f"threshold failed: {failure}", err=True)
     if result.failures:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rwkv_data.cli.app import cli, config_option, corpus_options, default_of, emit, load_config
+from rwkv_data.cli.app import cli, config_option, corpus_options, default_of, emit, load_config, skip_lines
 
 
 class DefaultGroup(click.Group):
@@ -98,8 +98,7 @@ def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tup
              f"{len(tr['languages'])} languages"]
     lines += [f"ctx_len {m['ctx_len']}: {m['train_args']}" + ("" if m["ok"] else f"  (!) {m['problem']}")
               for m in tr["rwkv_lm"]]
-    lines.append("skipped: " + (", ".join(f"{k}={v}" for k, v in tr["skipped"].items()) or "none"))
-    lines += [f"  first {k}: {v}" for k, v in tr.get("skipped_examples", {}).items()]  # file, line / byte offset
+    lines += skip_lines(tr)  # counts by reason, and the first of each (file, line / byte offset)
     emit(metas, as_json, "\n".join(lines))
 
 

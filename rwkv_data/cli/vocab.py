@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from rwkv_data.cli.app import cli, config_option, corpus_options, default_of, emit, load_config
+from rwkv_data.cli.app import cli, config_option, corpus_options, default_of, emit, load_config, skip_lines
 
 
 @cli.group("vocab")
@@ -117,7 +117,7 @@ def vocab_train_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weigh
     cfg = _vocab_config(inputs, config_path, lang_weight, lang_cap, values)
     s = run(cfg)
     emit(s, as_json, f"{s['output']}: {s['tokens']:,} tokens from {s['languages']} languages in {s['seconds']:.0f} s "
-         f"(sha256 {s['sha256'][:12]}); statistics in {s['meta']}")
+         f"(sha256 {s['sha256'][:12]}); statistics in {s['meta']}\n" + "\n".join(skip_lines(s)))
 
 
 @vocab_group.command("extend")
@@ -142,4 +142,4 @@ def vocab_extend_cmd(inputs: tuple[str, ...], config_path: str | None, lang_weig
     cfg = _vocab_config(inputs, config_path, lang_weight, lang_cap, values)
     s = run_extend(cfg)
     emit(s, as_json, f"{s['output']}: {s['tokens']:,} tokens (max id {s['max_id']}), {s['added']} added, "
-         f"{s['replaced']} replaced; id map {s['idmap']}")
+         f"{s['replaced']} replaced; id map {s['idmap']}\n" + "\n".join(skip_lines(s)))
