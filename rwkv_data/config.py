@@ -104,7 +104,7 @@ class ShardConfig(CorpusSpec):
     workers: int = 0  # tokenizer processes; 0 = one per CPU this process may use
     work_dir: str = ""  # parts and completion markers ("" = P.work next to the output)
     keep_work: bool = False  # keep the parts after success (a rerun then only redoes the merge)
-    bucket_docs: int = 1 << 20  # shuffle records per bucket (merge RAM ~ 26 B x this); never changes bytes
+    bucket_docs: int = 1 << 20  # shuffle records per bucket (merge RAM ~ 32 B x this); never changes bytes
     progress: bool = True  # tqdm bar on stderr
     executor: str = "local"  # "local" (processes on this machine) or "ray" (Ray tasks: pipelines/shard/ray_executor.py)
     ray_address: str | None = None  # ray: "auto", HOST:PORT or ray://HOST:10001 (None = a local Ray instance)

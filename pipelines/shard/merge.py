@@ -40,7 +40,7 @@ from rwkv_data.pipelines.shard.parts import DOC_RECORD
 from rwkv_data.pipelines.shard.validation import ValidationSplit, cutoffs_of
 from rwkv_data.pipelines.shard.window_copy import PartFiles, copy_docs
 
-CHUNK_DOCS = 1 << 20  # .docs records read per step
+CHUNK_DOCS = 1 << 18  # .docs records read per step
 SPLITS = ("train", "val")
 
 
