@@ -28,6 +28,7 @@ STAGES = ("vocab", "shard", "train", "evaluate", "audit")  # the stages of `rwkv
 # document's text is rarely over a few MB (a long novel is ~2 MB); 64 MiB leaves room for whole books and code
 # files while a reader's memory stays bounded (a record, its str and its tokens: a few hundred MB at most).
 MAX_RECORD_BYTES = 64 << 20
+RECORD_BYTES_CEILING = (1 << 32) - 1  # a shard stores a document's byte count in 32 bits
 LANG_MAX_CHARS = 64  # a language code (BCP 47 tags and FLORES codes are far shorter)
 
 
@@ -36,6 +37,12 @@ def is_language_code(lang: str) -> bool:
     or digit (any script), '-', '_' or '.', and not made of dots alone."""
     return (0 < len(lang) <= LANG_MAX_CHARS and all(c.isalnum() or c in "-_." for c in lang)
             and lang.strip(".") != "")
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for error messages about huge values."""
+    r = repr(value)
+    return r if len(r) <= limit else f"{r[:limit]}... ({len(r):,} characters)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +65,14 @@ class CorpusSpec:
     def __post_init__(self) -> None:
         if self.on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', not {self.on_error!r}")
-        if self.max_record_bytes <= 0:
-            raise ConfigError(f"max_record_bytes must be > 0, not {self.max_record_bytes}")
+        if isinstance(self.max_record_bytes, bool) or not isinstance(self.max_record_bytes, int) or \
+                not 0 < self.max_record_bytes <= RECORD_BYTES_CEILING:
+            raise ConfigError(f"max_record_bytes (--max-record-bytes) must be a byte count in [1, "
+                              f"{RECORD_BYTES_CEILING:,}], not {short_repr(self.max_record_bytes)}")
         if not self.text_field or not self.lang_field:
             raise ConfigError("text_field and lang_field must not be empty")
-        if self.lang and not is_language_code(self.lang):
-            raise ConfigError(f"lang {self.lang!r} is not a language code (1-{LANG_MAX_CHARS} letters, digits, "
+        if self.lang and (not isinstance(self.lang, str) or not is_language_code(self.lang)):
+            raise ConfigError(f"lang {short_repr(self.lang)} is not a language code (1-{LANG_MAX_CHARS} letters, digits, "
                               "'-', '_' or '.', e.g. 'sw', 'zh-Hans', 'eng_Latn')")
 
     def corpus_spec(self) -> CorpusSpec:

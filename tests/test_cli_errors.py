@@ -49,6 +49,12 @@ CASES = [  # (argv with {placeholders}, exit code)
     (["shard", "{empty_txt}", "--workers", "many"], 2),
     (["shard", "{empty_txt}", "--on-error", "ignore"], 2),
     (["shard", "{empty_txt}", "--config", "{garbage_toml}"], 1),
+    *[(["shard", "{empty_txt}", "-o", "{dir}/s3", *opt], 1) for opt in (
+        ["--workers", "100000"], ["--seed", "-1"], ["--seed", "99999999999999999999999"], ["--temperature", "inf"],
+        ["--temperature", "nan"], ["--ctx-len", "99999999999999999999"], ["--lang-budget", "en=9" + "9" * 30],
+        ["--max-record-bytes", "9" * 20], ["--lang", "../x"], ["--lang", "a\nb"], ["--val-fraction", "nan"])],
+    (["shard", "{empty_txt}", "--lang-budget", "en=1e400"], 2),
+    (["shard", "", "-o", "{dir}/s4"], 1),
     (["shard", "verify", "{dir}/P"], 1),
     (["verify", "{dir}/nothing"], 1),
     (["inspect", "{dir}/P"], 1),

@@ -59,6 +59,8 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     seen: set[tuple[str, int]] = set()
     for raw in inputs:
         spec = os.fspath(raw)
+        if not spec.strip():
+            raise InputFormatError(f"an empty input name ({spec!r}); give files, folders, globs or hf:NAME")
         if spec.startswith("hf:"):
             found = [Unit("hub", spec)]
         elif any(c in spec for c in "*?["):
@@ -80,8 +82,15 @@ def _expand_path(path: Path, opts: ReadOptions, explicit: bool) -> list[Unit]:
         if _hf_folder(path):
             return _arrow_units(path, opts)
         out: list[Unit] = []
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        seen = {os.path.realpath(path)}  # folders linked in are followed, each once (a link loop ends)
+        for root, dirs, files in os.walk(path, followlinks=True):
+            keep = []
+            for d in sorted(d for d in dirs if not d.startswith(".")):
+                real = os.path.realpath(os.path.join(root, d))
+                if real not in seen:
+                    seen.add(real)
+                    keep.append(d)
+            dirs[:] = keep
             rootp = Path(root)
             if rootp != path and _hf_folder(rootp):
                 out += _arrow_units(rootp, opts)
@@ -118,14 +127,42 @@ def _parquet_units(path: Path) -> list[Unit]:
     return [Unit("parquet", str(path), i, md.row_group(i).num_rows) for i in range(md.num_row_groups)]
 
 
+def _json_file(path: Path, what: str) -> Any:
+    """The JSON object of a datasets metadata file, or an InputFormatError naming it."""
+    why = f"not the {what} that datasets.save_to_disk writes; save the dataset again"
+    try:
+        with path.open("rb") as f:
+            raw = f.read(_META_LIMIT + 1)
+        if len(raw) > _META_LIMIT:
+            raise InputFormatError(f"{path}: over {_META_LIMIT:,} bytes, {why}")
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InputFormatError(f"{path}: not JSON ({exc}), {why}") from None
+    if not isinstance(value, dict):
+        raise InputFormatError(f"{path}: a JSON {type(value).__name__}, {why}")
+    return value
+
+
+_META_LIMIT = 64 << 20
+
+
 def _arrow_units(path: Path, opts: ReadOptions) -> list[Unit]:
     if (path / "dataset_dict.json").is_file():
-        splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
+        meta = path / "dataset_dict.json"
+        splits = _json_file(meta, "dataset dictionary").get("splits")
+        if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
+            raise InputFormatError(f"{meta}: no list of split names under 'splits'; save the dataset again")
         if opts.hf_split not in splits:
             raise InputFormatError(f"{path}: no split {opts.hf_split!r}; it has {splits} (use --hf-split)")
         path = path / opts.hf_split
-    state = json.loads((path / "state.json").read_text())
+    meta = path / "state.json"
+    state = _json_file(meta, "dataset state")
     if state.get("_indices_data_files"):
         raise InputFormatError(f"{path}: dataset has an indices mapping; save it with flatten_indices() first")
-    return [Unit("arrow", str(path / f["filename"])) for f in state["_data_files"]]
+    files = state.get("_data_files")
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("filename"), str)
+                                              and f["filename"] and os.sep not in f["filename"] for f in files):
+        raise InputFormatError(f"{meta}: '_data_files' is not a list of {{\"filename\": NAME}} of files in the folder; "
+                               "save the dataset again")
+    return [Unit("arrow", str(path / f["filename"])) for f in files]
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from rwkv_data.config import CORPUS_KEYS, ShardConfig
+from rwkv_data.config import CORPUS_KEYS, ShardConfig, short_repr
+from rwkv_data.config_checks import MAX_SEED, check_float, check_int
 from rwkv_data.errors import ConfigError, InputFormatError
 from rwkv_data.pipelines.corpus.documents import ReadStats
 from rwkv_data.pipelines.corpus.inputs import expand_inputs
@@ -55,12 +56,16 @@ from rwkv_data.pipelines.shard.outputs import (
     stale_outputs,
     temp_paths,
 )
-from rwkv_data.pipelines.shard.parts import PartTask, is_done, load_summary, part_key
+from rwkv_data.pipelines.shard.parts import MAX_LANGS, PartTask, is_done, load_summary, part_key, too_many_languages
 from rwkv_data.pipelines.shard.validation import ValidationSplit, val_threshold, validation_split
 from rwkv_data.tokenizer.cores import default_threads
 from rwkv_data.tokenizer.resolve import load_trie
 
 log = logging.getLogger(__name__)
+
+MAX_WORKERS = 4096  # tokenizer processes (local or Ray tasks at once)
+MAX_COUNT = 2**62  # documents or tokens: beyond any corpus, within int64 arithmetic
+MAX_CTX_LEN = 2**31 - 1
 
 
 def check_config(cfg: ShardConfig) -> None:
@@ -72,8 +77,13 @@ def check_config(cfg: ShardConfig) -> None:
         raise ConfigError(f"on_error must be 'raise' or 'skip', not {cfg.on_error!r}")
     if not isinstance(cfg.max_record_bytes, int) or cfg.max_record_bytes < 1:
         raise ConfigError(f"max_record_bytes must be a byte count >= 1, not {cfg.max_record_bytes!r}")
-    if cfg.workers < 0:
-        raise ConfigError(f"workers must be >= 1, or 0 for one per CPU; not {cfg.workers}")
+    check_int(cfg, "workers", 0, MAX_WORKERS, meaning=" (0 = one per CPU)")
+    check_int(cfg, "seed", 0, MAX_SEED)
+    check_float(cfg, "temperature", 0.0, meaning=" (0 = the natural mix)")
+    check_int(cfg, "val_min_docs", 0, MAX_COUNT)
+    for n in cfg.ctx_lens:
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_CTX_LEN:
+            raise ConfigError(f"ctx_lens (--ctx-len) must be integers in [1, {MAX_CTX_LEN:,}], got {n!r}")
     if cfg.executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', not {cfg.executor!r}")
     if cfg.executor == "ray":
@@ -82,10 +92,11 @@ def check_config(cfg: ShardConfig) -> None:
         require_ray()  # DependencyMissing naming the pip extra, before any work
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), not {cfg.val_fraction}")
-    if cfg.val_min_docs < 0 or any(c <= 0 for c in cfg.ctx_lens) or cfg.bucket_docs < 1:
-        raise ConfigError("val_min_docs must be >= 0, ctx_lens and bucket_docs > 0")
-    if any(not isinstance(v, int) or v < 0 for v in cfg.lang_budgets.values()):
-        raise ConfigError(f"lang_budgets must map languages to token counts >= 0: {cfg.lang_budgets}")
+    if cfg.bucket_docs < 1:
+        raise ConfigError(f"bucket_docs must be >= 1, not {cfg.bucket_docs}")
+    if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNT for v in cfg.lang_budgets.values()):
+        raise ConfigError(f"lang_budgets (--lang-budget) must map languages to token counts in [0, {MAX_COUNT:,}]: "
+                          f"{short_repr(cfg.lang_budgets, 200)}")
 
 
 SPLIT_OPTIONS = ("val_fraction", "val_min_docs", *(k for k in CORPUS_KEYS if k != "inputs")
@@ -233,6 +244,8 @@ def merge_parts(cfg: ShardConfig, tok: Any, dtype: np.dtype, tasks: list[PartTas
                 work: Path) -> dict[str, Any]:
     """Stage 2: split, weigh, shuffle and write both prefixes and their meta files."""
     langs = sorted({lg for s in summaries for lg in s["langs"]})
+    if len(langs) > MAX_LANGS:
+        raise too_many_languages(f"the {len(tasks)} inputs together", len(langs))
     gidx = {lg: i for i, lg in enumerate(langs)}
     parts = [PartRef(t.index, str(t.stem), s["documents"], np.array([gidx[lg] for lg in s["langs"]] or [0], np.int64))
              for t, s in zip(tasks, summaries, strict=True)]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rwkv_data.errors import InputFormatError
 from rwkv_data.pipelines.corpus.documents import DocBatch, ReadOptions, ReadStats
 from rwkv_data.pipelines.corpus.inputs import Unit
 from rwkv_data.pipelines.corpus.readers import iter_unit_batches
@@ -28,6 +29,15 @@ from rwkv_data.pipelines.shard.outputs import space_guard
 
 PART_FORMAT = 1
 # key: 64-bit content hash (validation split); ntok includes the EOS; lang: index into the part's table
+MAX_LANGS = 1 << 16  # a shard stores each document's language as a uint16 index (P.lang.npy)
+
+
+def too_many_languages(where: str, n: int) -> InputFormatError:
+    """The error for a corpus of more distinct language codes than a shard can index."""
+    return InputFormatError(f"{where}: {n:,} distinct language codes, more than the {MAX_LANGS:,} a shard can record "
+                            "(P.lang.npy holds a uint16 index per document); is --lang-field the language field?")
+
+
 DOC_RECORD = np.dtype([("key", "<u8"), ("ntok", "<u4"), ("nbytes", "<u4"), ("nchars", "<u4"), ("lang", "<u2"),
                        ("pad", "<u2")])
 BATCH_BYTES = 1 << 20  # text per encode_batch call: large enough to amortise the call, small for RAM
@@ -110,7 +120,10 @@ class _Part:
         rec["key"] = doc_keys(datas)
         rec["ntok"], rec["nbytes"] = ntok, nbytes
         rec["nchars"] = nchars
-        rec["lang"] = [self.langs.setdefault(lg, len(self.langs)) for lg in langs]
+        codes = [self.langs.setdefault(lg, len(self.langs)) for lg in langs]
+        if len(self.langs) > MAX_LANGS:
+            raise too_many_languages(self.task.unit.describe(), len(self.langs))
+        rec["lang"] = codes
         with space_guard(self.tmp["bin"]):
             self.bin.write(memoryview(np.ascontiguousarray(ids, dtype=self.dtype)).cast("B"))
         with space_guard(self.tmp["docs"]):

@@ -42,7 +42,7 @@ def _budgets(values: tuple[str, ...]) -> dict[str, int] | None:
             raise click.BadParameter(f"{v!r}: expected LANG=TOKENS, e.g. en=2000000", param_hint="--lang-budget")
         try:
             out[lang] = int(float(num))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise click.BadParameter(f"{v!r}: {num!r} is not a token count", param_hint="--lang-budget") from None
     return out or None
 

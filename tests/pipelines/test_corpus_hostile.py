@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import zlib
@@ -23,7 +24,7 @@ import zstandard
 
 from rwkv_data.errors import InputFormatError
 from rwkv_data.pipelines.corpus.documents import ReadOptions, ReadStats
-from rwkv_data.pipelines.corpus.inputs import Unit
+from rwkv_data.pipelines.corpus.inputs import Unit, expand_inputs
 from rwkv_data.pipelines.corpus.readers import iter_documents, iter_unit_batches
 from rwkv_data.pipelines.corpus.streams import Corrupt, open_chunks
 
@@ -337,3 +338,68 @@ def test_encode_input_is_bounded(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["encode", "--file", "/dev/zero"])
     assert isinstance(result.exception, InputFormatError)
     assert str(result.exception).startswith("/dev/zero: over 67,108,864 bytes; encode reads one document")
+
+
+# ---- language codes, folders, datasets metadata ---------------------------------------------------------------
+
+BAD_LANGS = {"empty": '""', "number": "5", "list": '["en"]', "huge": '"' + "q" * 5000 + '"', "path": '"../../x"',
+             "newline": '"e\\nn"', "nul": '"e\\u0000n"', "backslash": '"a\\\\b"', "bell": '"\\u0007"'}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LANGS))
+def test_a_language_field_that_is_not_a_code(tmp_path: Path, case: str, json_path: str) -> None:
+    """Refused (or counted as bad_lang) the same way by the native batch scanner and the per-record path; the
+    error line stays short however long the value."""
+    p = tmp_path / "l.jsonl"
+    p.write_text('{"text": "a", "lang": "en"}\n{"text": "b", "lang": ' + BAD_LANGS[case] + '}\n'
+                 '{"text": "c", "lang": "español"}\n', encoding="utf-8")
+    with pytest.raises(InputFormatError, match=rf"^{p}:2: field 'lang' is .*not a language code") as info:
+        _docs(p)
+    assert len(str(info.value)) < 400
+    stats = ReadStats()
+    got = [(d.text, d.lang) for d in iter_documents(p, on_error="skip", stats=stats)]
+    assert got == [("a", "en"), ("c", "español")]
+    assert stats.skipped == Counter(bad_lang=1)
+    st2 = ReadStats()
+    batches = list(iter_unit_batches(Unit("jsonl", str(p)), ReadOptions(on_error="skip"), st2))
+    assert [lg for b in batches for lg in b.langs] == ["en", "español"] and st2.skipped == Counter(bad_lang=1)
+
+
+def test_more_languages_than_a_shard_can_index(tmp_path: Path) -> None:
+    p = tmp_path / "many.jsonl"
+    p.write_bytes(b"".join(b'{"text": "x", "lang": "l%d"}\n' % i for i in range((1 << 16) + 5)))
+    code, out, _ = _shard(tmp_path, p)
+    assert code == 1 and f"error: {p}: 65,541 distinct language codes, more than the 65,536" in out, out[-2000:]
+    assert "Traceback" not in out and not (tmp_path / "out" / "p.bin").exists()
+
+
+def test_linked_folders_are_read_once_and_loops_end(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.jsonl").write_text('{"text": "linked"}\n')
+    top = tmp_path / "top"
+    top.mkdir()
+    (top / "b.jsonl").write_text('{"text": "own"}\n')
+    (top / "data").symlink_to(real)  # a linked folder of data: read, not silently skipped
+    (top / "loop").symlink_to(top)  # a loop: not followed twice
+    (top / "again").symlink_to(real)  # the same folder twice: read once
+    units = expand_inputs([top], ReadOptions())
+    assert [Path(u.path).name for u in units] == ["b.jsonl", "a.jsonl"]
+    with pytest.raises(InputFormatError, match="an empty input name"):
+        expand_inputs([""], ReadOptions())  # not the current folder
+
+
+@pytest.mark.parametrize(("name", "body", "needle"), [
+    ("state.json", "{not json", "state.json: not JSON"),
+    ("state.json", "[]", "state.json: a JSON list"),
+    ("state.json", '{"_data_files": "x.arrow"}', "'_data_files' is not a list"),
+    ("state.json", '{"_data_files": [{"filename": "../x.arrow"}]}', "'_data_files' is not a list"),
+    ("dataset_dict.json", '{"nosplits": 1}', "no list of split names"),
+    ("dataset_dict.json", "[1]", "dataset_dict.json: a JSON list"),
+])
+def test_damaged_datasets_metadata_is_named(tmp_path: Path, name: str, body: str, needle: str) -> None:
+    d = tmp_path / "ds"
+    d.mkdir()
+    (d / name).write_text(body)
+    with pytest.raises(InputFormatError, match=re.escape(needle)):
+        expand_inputs([d], ReadOptions())
