@@ -72,8 +72,8 @@ class CorpusSpec:
         if not self.text_field or not self.lang_field:
             raise ConfigError("text_field and lang_field must not be empty")
         if self.lang and (not isinstance(self.lang, str) or not is_language_code(self.lang)):
-            raise ConfigError(f"lang {short_repr(self.lang)} is not a language code (1-{LANG_MAX_CHARS} letters, digits, "
-                              "'-', '_' or '.', e.g. 'sw', 'zh-Hans', 'eng_Latn')")
+            raise ConfigError(f"lang {short_repr(self.lang)} is not a language code (1-{LANG_MAX_CHARS} letters, "
+                              "digits, '-', '_' or '.', e.g. 'sw', 'zh-Hans', 'eng_Latn')")
 
     def corpus_spec(self) -> CorpusSpec:
         """The corpus fields alone (of a job config that extends this class)."""
