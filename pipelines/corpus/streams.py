@@ -139,28 +139,33 @@ class _Feeder:
             return saved.copy
         return self.codec.new  # zstd: only a frame start is a restart point (a fresh decoder)
 
-    def feed(self, data: bytes | memoryview) -> list[bytes]:
+    def feed(self, data: bytes | memoryview) -> bytes:
         """The output of ``data``; on a decoder error the restart point is still one before ``data``."""
-        outs = []
+        if not data:
+            return b""
+        out = self.d.decompress(data)
+        if not self.d.eof:  # the common case: the frame/member goes on
+            self.pos += len(data)
+            self.fed = True
+            return out
+        outs = [out]
         end = self.pos + len(data)
         restart = None
-        while data:
-            out = self.d.decompress(data)
-            if out:
-                outs.append(out)
-            if self.d.eof:  # another frame/member may follow: a fresh decoder for the rest
-                data = self.d.unused_data
-                self.d = self.codec.new()
-                self.fed = False
-                self.frame_start = end - len(data)
-                restart = (self.frame_start, self.codec.new, False)
-            else:
-                data = b""
+        while True:  # another frame/member may follow: a fresh decoder for the rest
+            data = self.d.unused_data
+            self.d = self.codec.new()
+            self.fed = False
+            self.frame_start = end - len(data)
+            restart = (self.frame_start, self.codec.new, False)
+            if not data:
+                break
+            outs.append(self.d.decompress(data))
+            if not self.d.eof:
                 self.fed = True
+                break
         self.pos = end
-        if restart is not None:
-            self.restart = restart
-        return outs
+        self.restart = restart
+        return b"".join(outs)
 
     def checkpoint(self) -> None:
         if self.codec.copyable:
@@ -188,7 +193,7 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
         for at in range(0, len(block), codec.piece):
             raw = view[at:at + codec.piece]
             try:
-                outs = s.feed(raw)
+                o = s.feed(raw)
             except codec.errors as exc:
                 if out:
                     yield b"".join(out)
@@ -198,14 +203,13 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
                                   f"not {codec.name} data (garbage appended to the file?)", frame_start) from exc
                 raise Corrupt(f"{path}: damaged {codec.name} data at byte {offset:,} of the file ({exc})",
                               offset) from exc
-            for o in outs:
-                if len(o) > CHUNK:  # a highly compressed piece: hand it on in CHUNK slices
-                    if out:
-                        yield b"".join(out)
-                        out, size = [], 0
-                    for i in range(0, len(o), CHUNK):
-                        yield o[i:i + CHUNK]
-                    continue
+            if len(o) > CHUNK:  # a highly compressed piece: hand it on in CHUNK slices
+                if out:
+                    yield b"".join(out)
+                    out, size = [], 0
+                for i in range(0, len(o), CHUNK):
+                    yield o[i:i + CHUNK]
+            elif o:
                 out.append(o)
                 size += len(o)
                 if size >= CHUNK:
@@ -232,12 +236,17 @@ def _replay(f: BinaryIO, codec: _Codec, restart: tuple[int, Callable[[], Any], b
     f.seek(offset)
     try:
         while s.pos < fail_pos:
-            s.feed(f.read(min(codec.piece, fail_pos - s.pos)))
+            piece = f.read(min(codec.piece, fail_pos - s.pos))
+            if not piece:  # the file shrank under us
+                return fail_pos, -1
+            s.feed(piece)
         while s.pos < fail_end:
             byte = f.read(1)
             if not byte:
                 break
-            yield from s.feed(byte)
+            out = s.feed(byte)
+            if out:
+                yield out
     except codec.errors:
         return s.pos, s.frame_start
     except OSError:
