@@ -25,6 +25,7 @@ from typing import Any
 from rwkv_data import config as C
 from rwkv_data.atomic import atomic_write_json
 from rwkv_data.config import to_dict
+from rwkv_data.jsonfile import read_json
 
 MARKER = ".done"
 
@@ -57,7 +58,7 @@ def record(folder: Path, cfg: Any, result: JobResult, marker: dict[str, Any]) ->
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The ``.done`` marker of ``folder``, or None when the job there has not finished."""
     try:
-        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        marker = read_json(folder / MARKER)
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) else None

@@ -3,18 +3,18 @@ stage's status and every file written, as a dict (``--json``) and as text for th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rwkv_data.demo import LANGUAGE_NAMES
+from rwkv_data.jsonfile import read_json
 from rwkv_data.pipelines.run_stage import Stage
 
 
 def _read(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        return read_json(path)
+    except (OSError, ValueError):
         return None
 
 

@@ -220,13 +220,19 @@ def inspect(prefix: str | os.PathLike[str], tokenizer: Any = None, sample: int =
     if meta is not None:
         out.update(languages=meta["per_language"], skipped=meta["skipped"], rwkv_lm=meta["rwkv_lm"],
                    tokenizer=meta["tokenizer"], validation=meta["validation"], mixing=meta["mixing"])
+    if sample < 0 or (sample >= len(r) and sample):
+        raise ShardFormatError(f"--sample {sample}: {prefix} has {len(r):,} items; give one of 0.."
+                               f"{max(len(r) - 1, 0):,}")
     if len(r):
-        i = sample % len(r)
+        i = sample
         ids = np.asarray(r[i])
         s: dict[str, Any] = {"item": i, "tokens": int(ids.size), "ids_head": ids[:16].tolist()}
         lang_file = Path(f"{prefix}.lang.npy")
         if meta is not None and lang_file.is_file():
-            s["lang"] = meta["languages"][int(np.load(lang_file, mmap_mode="r")[i])]
+            try:
+                s["lang"] = meta["languages"][int(np.load(lang_file, mmap_mode="r")[i])]
+            except (OSError, ValueError, IndexError, TypeError):
+                s["lang"] = f"? ({lang_file} is damaged: rwkv-data verify {prefix})"
         if tokenizer is not None:
             text = tokenizer.decode(ids[:-1] if ids.size and ids[-1] == 0 else ids, errors="replace")
             s["text"] = text[:max_chars] + ("..." if len(text) > max_chars else "")

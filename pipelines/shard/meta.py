@@ -5,7 +5,6 @@ back by the jobs that use shards: :func:`read_shard_meta`, and the tokenizer a s
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 
 from rwkv_data.config import ShardConfig, to_dict
 from rwkv_data.errors import ConfigError
+from rwkv_data.jsonfile import read_json
 from rwkv_data.pipelines.shard.binidx import magic_prime, rwkv_train_args
 from rwkv_data.pipelines.shard.outputs import FORMAT, TOOL
 from rwkv_data.pipelines.shard.parts import PartTask
@@ -105,8 +105,8 @@ def read_shard_meta(prefix: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = read_json(path)
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read shard metadata ({exc}); rerun `rwkv-data shard` to rewrite "
                           "it") from exc
     if not isinstance(meta, dict):

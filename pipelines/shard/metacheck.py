@@ -8,13 +8,13 @@ The checks and their names are listed in docs/shard-format.md, section 5.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rwkv_data.jsonfile import read_json
 from rwkv_data.pipelines.shard.binidx import CODE_OF_DTYPE, dtype_for_max_id, magic_prime, rwkv_train_args
 from rwkv_data.pipelines.shard.outputs import FORMAT, TOOL
 from rwkv_data.pipelines.shard.validation import val_threshold
@@ -63,16 +63,14 @@ def read_meta(path: Path) -> tuple[dict[str, Any] | None, str]:
         raise ValueError(f"{name} is not a JSON number")
 
     try:
-        text = path.read_text(encoding="utf-8")
+        meta = read_json(path, parse_constant=no_constant)
     except FileNotFoundError:
         return None, (f"{path}: missing; `rwkv-data shard` writes it last, so the job did not finish (rerun it); "
                       "a binidx not written by rwkv-data: verify --no-meta")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         return None, f"{path}: unreadable ({exc})"
-    try:
-        meta = json.loads(text, parse_constant=no_constant)
     except ValueError as exc:
-        return None, f"{path}: not valid JSON ({exc})"
+        return None, f"{path}: {exc}"
     if not isinstance(meta, dict):
         return None, f"{path}: a JSON {type(meta).__name__}, not an object"
     return meta, ""

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rwkv_data.errors import ConfigError, StorageError
+from rwkv_data.jsonfile import read_json
 
 TOOL = "rwkv-data"
 FORMAT = "rwkv-data-binidx"
@@ -174,7 +175,7 @@ def temp_paths(prefix: str) -> list[Path]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError):
         return None
 

@@ -8,7 +8,6 @@ config next to it.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from rwkv_data.errors import CheckpointError, ConfigError
+from rwkv_data.jsonfile import read_json
 from rwkv_data.model import RWKV7, RWKV7Config, load_checkpoint, save_checkpoint
 from rwkv_data.model.checkpoint import FORMAT, infer_config
 
@@ -153,8 +153,8 @@ def check_sidecar(path: str | Path, shapes: Mapping[str, Any]) -> None:
     """CheckpointError when ``path``'s ``.json`` config (if any, in this package's format) names another shape."""
     side = Path(path).with_suffix(".json")
     try:
-        meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = read_json(side) if side.is_file() else None
+    except (OSError, ValueError):
         return  # not ours (or unreadable): the tensors' shapes are the truth
     cfg = meta.get("config") if isinstance(meta, dict) and meta.get("format") == FORMAT else None
     if not isinstance(cfg, dict):
@@ -202,8 +202,8 @@ def checkpoint_vocab(path: str | Path) -> dict[str, Any] | None:
     """The ``vocab`` entry :func:`export_checkpoint` wrote next to ``path`` (None for other checkpoints)."""
     side = Path(path).with_suffix(".json")
     try:
-        meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = read_json(side) if side.is_file() else None
+    except (OSError, ValueError):
         return None
     vocab = meta.get("vocab") if isinstance(meta, dict) and meta.get("format") == FORMAT else None
     return vocab if isinstance(vocab, dict) and isinstance(vocab.get("sha256"), str) else None

@@ -17,6 +17,7 @@ import torch
 
 from rwkv_data.atomic import atomic_path, atomic_write
 from rwkv_data.errors import CheckpointError
+from rwkv_data.jsonfile import read_json
 
 STATE_FORMAT = "rwkv-data-train-state/1"
 
@@ -64,7 +65,7 @@ def load_training_state(out_dir: Path) -> dict[str, Any]:
     if not last.is_file():
         raise CheckpointError(f"{last}: nothing to resume from (run without --resume first)")
     try:
-        info = json.loads(last.read_text(encoding="utf-8"))
+        info = read_json(last)
         name = info["state"]
         if not isinstance(name, str) or "/" in name or "\\" in name or not isinstance(info.get("step"), int):
             raise ValueError(f"bad entries {info!r}")

@@ -12,7 +12,6 @@ Two inputs: a list of tokens (a vocab file or one token per line; ids assigned h
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from rwkv_data.errors import ConfigError, VocabFormatError
+from rwkv_data.jsonfile import read_json
 from rwkv_data.tokenizer import TrieTokenizer
 from rwkv_data.tokenizer.vocab import Vocab, read_vocab
 
@@ -75,8 +75,8 @@ def is_idmap(path: str | Path) -> bool:
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format") == IDMAP_FORMAT
-    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        return read_json(path).get("format") == IDMAP_FORMAT
+    except (OSError, ValueError, AttributeError):
         return False
 
 
@@ -84,9 +84,11 @@ def plan_from_idmap(tok: TrieTokenizer, path: str | Path) -> tuple[Vocab, dict[i
     """The extended vocab and decompositions from a ``vocab extend`` id map (checked against ``tok``'s vocab)."""
     path = Path(path)
     try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        m = read_json(path)
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the id map: {exc}") from exc
+    if not isinstance(m, dict):
+        raise ConfigError(f"{path}: not a {IDMAP_FORMAT} file (a JSON {type(m).__name__})")
     if m.get("format") != IDMAP_FORMAT:
         raise ConfigError(f"{path}: not a {IDMAP_FORMAT} file (format {m.get('format')!r})")
     if m.get("old_vocab_sha256") != tok.vocab.sha256:

@@ -105,7 +105,7 @@ def shard_cmd(inputs: tuple[str, ...], config_path: str | None, lang_budget: tup
 @shard_group.command("inspect")
 @click.argument("prefix")
 @click.option("--vocab", help="Vocab to decode the sample with (default: the one recorded in P.meta.json).")
-@click.option("--sample", type=int, default=0, show_default=True, help="Item to decode.")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True, help="Item to decode.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_cmd(prefix: str, vocab: str | None, sample: int, as_json: bool) -> None:
     """Counts, the per-language table and a decoded sample document of shard PREFIX."""
@@ -118,7 +118,7 @@ def inspect_cmd(prefix: str, vocab: str | None, sample: int, as_json: bool) -> N
 
 @shard_group.command("verify")
 @click.argument("prefix")
-@click.option("--vocab-size", type=int, help="Ids must be below it (default: from P.meta.json).")
+@click.option("--vocab-size", type=click.IntRange(1, 1 << 32), help="Ids must be below it (default: from P.meta.json).")
 @click.option("--no-meta", is_flag=True, help="A binidx not written by rwkv-data: check the structure only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_cmd(prefix: str, vocab_size: int | None, no_meta: bool, as_json: bool) -> None:

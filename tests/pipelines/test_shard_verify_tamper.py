@@ -9,7 +9,9 @@ Run: pytest tests/pipelines/test_shard_verify_tamper.py
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -242,3 +244,71 @@ def test_untouched_shards_pass_and_no_meta_mode(shards, tmp_path: Path, capsys: 
     assert exc.value.code == 1 and "FAIL meta" in out and "missing" in out
     main(["verify", str(p), "--no-meta"])  # a binidx not written by rwkv-data: structure only
     assert "OK" in capsys.readouterr().out
+
+
+def _special_meta(p: Path, kind: str) -> None:
+    meta = p.parent / "P.meta.json"
+    meta.unlink()
+    if kind == "fifo":
+        os.mkfifo(meta)  # never opened: reading it would block forever
+    elif kind == "dev-zero":
+        meta.symlink_to("/dev/zero")  # never read: it has no end
+    elif kind == "link-loop":
+        meta.symlink_to(meta)
+    elif kind == "sparse-huge":
+        with meta.open("wb") as f:
+            f.truncate(3 << 30)  # refused on its size, not read
+    elif kind == "deep-nesting":
+        meta.write_text("[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "link-loop", "sparse-huge", "deep-nesting"])
+def test_a_meta_that_is_not_a_small_file_fails_at_once(shards, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       kind: str) -> None:
+    p = _copy(shards["P"], tmp_path)
+    _special_meta(p, kind)
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", str(p)])
+    out = capsys.readouterr()
+    assert exc.value.code == 1 and "Traceback" not in out.err and "FAIL meta" in out.out, out
+    assert out.err.startswith(f"error: {p}: failed meta")
+
+
+def _append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+def _idx_edit(path: Path, offset: int, fmt: str, value: int) -> None:
+    raw = bytearray(path.read_bytes())
+    struct.pack_into(fmt, raw, offset, value)
+    path.write_bytes(bytes(raw))
+
+
+STRUCTURE = {  # tampering that the structure alone shows: caught with --no-meta too
+    "bin-one-token-more": lambda p: _append(Path(f"{p}.bin"), b"\x05\x00"),
+    "bin-one-byte-more": lambda p: _append(Path(f"{p}.bin"), b"\x05"),
+    "bin-one-token-less": lambda p: Path(f"{p}.bin").write_bytes(Path(f"{p}.bin").read_bytes()[:-2]),
+    "idx-bytes-appended": lambda p: _append(Path(f"{p}.idx"), b"\0" * 8),
+    "idx-first-size-plus-one": lambda p: _idx_edit(Path(f"{p}.idx"), 34, "<i", 10**6),
+    "idx-first-size-negative": lambda p: _idx_edit(Path(f"{p}.idx"), 34, "<i", -7),
+    "idx-items-huge": lambda p: _idx_edit(Path(f"{p}.idx"), 18, "<Q", 1 << 60),
+    "idx-doc-idx-huge": lambda p: _idx_edit(Path(f"{p}.idx"), 26, "<Q", (1 << 63) - 1),
+    "idx-version-2": lambda p: _idx_edit(Path(f"{p}.idx"), 9, "<Q", 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURE))
+def test_structure_tampering_is_caught_without_meta(shards, tmp_path: Path, case: str) -> None:
+    p = _copy(shards["P"], tmp_path)
+    STRUCTURE[case](p)
+    assert not verify(p)["ok"]
+    assert not verify(p, require_meta=False)["ok"]
+
+
+def test_inspect_sample_out_of_range_is_refused(shards, capsys: pytest.CaptureFixture[str]) -> None:
+    for sample, code in (("99999999999999", 1), ("-1", 2)):
+        with pytest.raises(SystemExit) as exc:
+            main(["inspect", str(shards["P"]), "--sample", sample])
+        err = capsys.readouterr().err
+        assert exc.value.code == code and "--sample" in err and "Traceback" not in err, err
