@@ -81,16 +81,24 @@ class JobLock:
         self.fds.clear()
 
 
+LOCK_RETRIES = 50  # a lock file that keeps vanishing: the folder cannot hold files
+
+
 def _lock_one(path: Path, output: str) -> int:
     import fcntl
 
     deadline = time.monotonic() + STALE_LOCK_WAIT_S
+    vanished = 0
     while True:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:  # the folder went away between mkdir and open (another job's clean-up)
-            continue
+        except FileNotFoundError as exc:  # the folder went away between mkdir and open (another job's clean-up)
+            vanished += 1
+            if vanished < LOCK_RETRIES:
+                continue
+            raise ConfigError(f"{output}: cannot create the lock file {path} ({exc.strerror}): the folder does not "
+                              "hold files (a /proc or /sys path?); choose another -o / --work-dir") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -163,9 +171,15 @@ def check_output(output: str) -> None:
     """``-o`` names a prefix P (files P.bin, P.idx, ...), never a folder."""
     base = os.path.basename(output)
     if not output or base in ("", ".", "..") or os.path.isdir(output):
-        name = (output.rstrip("/" + os.sep) or ".") + "/NAME"
+        folder = output.rstrip("/" + os.sep) or ("/" if output.startswith(("/", os.sep)) else ".")
+        name = folder.rstrip("/") + "/NAME"
         raise ConfigError(f"-o {output!r} names a folder, but the output is a prefix: give -o {name} to write "
                           "NAME.bin, NAME.idx, NAME.meta.json, NAME_val.* inside it")
+    parent = Path(output).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"-o {output!r}: {parent} is a file, not a folder; choose a prefix in a folder")
 
 
 def temp_paths(prefix: str) -> list[Path]:
