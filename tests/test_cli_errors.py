@@ -12,6 +12,7 @@ import pytest
 
 from rwkv_data.cli import main
 from rwkv_data.errors import describe
+from rwkv_data.tokenizer.literal import token_literal
 
 GARBAGE = bytes(range(256)) * 8 + b"\xff\xfe\x00{not json"
 
@@ -98,3 +99,25 @@ def test_describe_names_the_path_and_the_fix(tmp_path: Path) -> None:
 def test_debug_shows_the_traceback(files: dict[str, str]) -> None:
     with pytest.raises(Exception, match="missing"):
         main(["--debug", "audit", files["missing"]])
+
+
+def test_encode_argv_bytes_that_are_not_utf8(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A shell passes bytes; Python hands them over as lone surrogates (surrogateescape): they are encoded as the
+    bytes they were, not an 'invalid input' error."""
+    vocab = Path(files["dir"]) / "bytes.txt"
+    vocab.write_text("".join(f"{i + 1} {token_literal(bytes([i]))} 1\n" for i in range(256)), encoding="utf-8")
+    main(["encode", "--vocab", str(vocab), "a\udcff"])
+    assert capsys.readouterr().out.split() == ["98", "256"]
+
+
+def test_decode_reads_stdin_bounded(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    import rwkv_data.config
+
+    monkeypatch.setattr(rwkv_data.config, "MAX_RECORD_BYTES", 1000)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"1 " * 2000)))  # `yes 1 | rwkv-data decode`
+    with pytest.raises(SystemExit) as exc:
+        main(["decode"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.startswith("error: stdin: over 1,000 bytes; decode reads its ids"), err

@@ -17,7 +17,8 @@ def _load_tokenizer(vocab: str | None) -> Any:
     return load_trie(vocab or "world")
 
 
-def _read_input(path: str | None) -> bytes:
+def _read_input(path: str | None, what: str = "encode reads one document into memory: tokenize corpora with "
+                "`rwkv-data shard`") -> bytes:
     """--file's bytes (stdin without one), at most MAX_RECORD_BYTES: /dev/zero or a huge file is one error."""
     from rwkv_data.config import MAX_RECORD_BYTES
     from rwkv_data.errors import InputFormatError
@@ -28,8 +29,7 @@ def _read_input(path: str | None) -> bytes:
         with open(path, "rb") as f:
             data, name = f.read(MAX_RECORD_BYTES + 1), path
     if len(data) > MAX_RECORD_BYTES:
-        raise InputFormatError(f"{name}: over {MAX_RECORD_BYTES:,} bytes; encode reads one document into memory: "
-                               "tokenize corpora with `rwkv-data shard`")
+        raise InputFormatError(f"{name}: over {MAX_RECORD_BYTES:,} bytes; {what}")
     return data
 
 
@@ -48,7 +48,8 @@ def encode_cmd(text: str | None, file_: str | None, vocab: str | None, pieces: b
 
     if text is not None and file_ is not None:
         raise click.UsageError("give TEXT or --file, not both")
-    data = text.encode("utf-8") if text is not None else _read_input(file_)
+    # TEXT's bytes as given: argv bytes that are not UTF-8 come back from surrogateescape unchanged
+    data = text.encode("utf-8", "surrogateescape") if text is not None else _read_input(file_)
     tok = _load_tokenizer(vocab)
     pairs = tok.pieces(data)
     ids = [i for i, _ in pairs]
@@ -72,7 +73,9 @@ def decode_cmd(ids: tuple[str, ...], vocab: str | None, errors: str) -> None:
     """Decode IDS (separated by spaces or commas; stdin when none) to text."""
     import re
 
-    words = re.split(r"[\s,\[\]]+", " ".join(ids) if ids else sys.stdin.read())
+    raw = " ".join(ids) if ids else _read_input(None, "decode reads its ids into memory: give fewer (one "
+                                                 "document's)").decode("utf-8", "replace")
+    words = re.split(r"[\s,\[\]]+", raw)
     try:
         values = [int(w) for w in words if w]
     except ValueError as exc:
