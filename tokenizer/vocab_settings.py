@@ -55,3 +55,39 @@ class VocabSettings:
     first_new_id: int = 0  # 0: past the base max_id, rounded up to 64 (World: 65536, its embedding rows)
     focus: bool = True  # extend: add only tokens with a character of the target scripts (no punctuation-only ones)
     focus_scripts: tuple[str, ...] = ()  # ISO 15924 codes ("" = each input language's scripts with >= 10 % of it)
+
+
+_BIG = 2**62  # beyond any corpus, within int64 arithmetic
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "sample_chars": (1, _BIG), "heldout_chars": (0, _BIG), "score_chars": (0, _BIG), "coverage_thin_chars": (0, _BIG),
+    "max_token_bytes": (1, 4096), "char_min_count": (0, _BIG), "script_closure": (0, _BIG), "rounds": (0, 10_000),
+    "refill_rounds": (0, 10_000), "max_variants": (0, 10_000), "chunk_cap": (0, _BIG), "seed": (0, 2**63 - 1),
+    "threads": (0, 1024), "add_tokens": (0, (1 << 24) - 1), "first_new_id": (0, (1 << 24) - 1),
+}
+_FLOAT_RANGES: dict[str, tuple[float, float, bool]] = {  # (low, high, low excluded)
+    "max_epochs": (0.0, 1e9, True), "temperature": (0.0, 1e9, True), "candidate_factor": (0.0, 1e3, True),
+    "fairness": (0.0, 1e9, False), "char_min_share": (0.0, 1.0, False),
+}
+
+
+def range_problems(cfg: VocabSettings) -> list[str]:
+    """Each numeric setting outside its range (NaN and infinity included), as ``name=value (the range)``."""
+    import math
+
+    out = []
+    for name, (lo, hi) in _INT_RANGES.items():
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            out.append(f"{name}={v!r:.40} (an integer in [{lo:,}, {hi:,}])")
+    for name, (lo, hi, lo_open) in _FLOAT_RANGES.items():
+        v = getattr(cfg, name)
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and \
+            (v > lo if lo_open else v >= lo) and v <= hi
+        if not ok:
+            out.append(f"{name}={v!r:.40} (a number {'>' if lo_open else '>='} {lo:g} and <= {hi:g})")
+    for field, kind in (("lang_weights", float), ("lang_caps", int)):
+        for lang, v in getattr(cfg, field).items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0 or v > _BIG \
+                    or (kind is int and not isinstance(v, int)):
+                out.append(f"{field}[{lang!r:.40}]={v!r:.40} (a {'count' if kind is int else 'weight'} >= 0)")
+    return out

@@ -20,7 +20,8 @@ The method (docs/vocab.md):
 Everything is deterministic for a seed. The output keeps id 0 free, puts byte ``b`` at id ``b + 1`` (as World
 does) and sorts the remaining tokens by byte length, then bytes.
 
->>> from rwkv_data.tokenizer.vocab_settings import VocabSettings
+>>> from rwkv_data.tokenizer.vocab import MAX_TOKEN_ID
+from rwkv_data.tokenizer.vocab_settings import VocabSettings, range_problems
 >>> docs = [("the cat sat on the mat. " * 20, "en"), ("der Hund und die Katze. " * 20, "de")]
 >>> result = train_vocab(docs, VocabSettings(vocab_size=320, heldout_fraction=0.2, sample_chars=10_000))
 >>> len(result.tokens) <= 319 and result.tokens[1] == b"\\x00"
@@ -36,11 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rwkv_data.errors import ConfigError
+from rwkv_data.tokenizer.vocab import MAX_TOKEN_ID
 from rwkv_data.tokenizer.vocab_candidates import Progress, candidate_pool
 from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_coverage import coverage_floor, script_counts_of
 from rwkv_data.tokenizer.vocab_sample import sample_corpus
-from rwkv_data.tokenizer.vocab_settings import VocabSettings
+from rwkv_data.tokenizer.vocab_settings import VocabSettings, range_problems
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,15 @@ def check_config(cfg: VocabSettings) -> None:
         problems.append(f"heldout_fraction={cfg.heldout_fraction} (use 0 <= f < 1)")
     if not 0 <= cfg.coverage_share <= 1:
         problems.append(f"coverage_share={cfg.coverage_share} (use 0 <= share <= 1)")
-    if cfg.max_epochs <= 0 or cfg.sample_chars <= 0 or cfg.temperature <= 0:
-        problems.append("max_epochs, sample_chars and temperature must be > 0")
+    if not isinstance(cfg.vocab_size, int) or cfg.vocab_size > MAX_TOKEN_ID + 1:
+        problems.append(f"vocab_size={cfg.vocab_size!r:.40} (at most {MAX_TOKEN_ID + 1:,}: ids 0..vocab_size-1)")
+    problems += range_problems(cfg)
+    from rwkv_data.tokenizer.scripts import SCRIPTS
+
+    unknown = [x for x in cfg.focus_scripts if x and x not in SCRIPTS]
+    if unknown:
+        problems.append(f"focus_scripts={unknown!r:.80} (ISO 15924 codes such as Latn, Cyrl, Ethi; known: "
+                        f"{', '.join(sorted(SCRIPTS))})")
     if problems:
         raise ConfigError("invalid vocab settings: " + "; ".join(problems))
 

@@ -9,6 +9,7 @@ per-language statistics. ``extend`` also writes the id map (``<output>.idmap.jso
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -103,6 +104,22 @@ def _threads(cfg: VocabConfig) -> None:
         os.environ.setdefault("RAYON_NUM_THREADS", str(cfg.threads))
 
 
+def _refuse_overwriting_inputs(cfg: VocabConfig, *outputs: Path) -> None:
+    """ConfigError when a file this job writes is one of its input files (it would be replaced by the vocab)."""
+    from rwkv_data.pipelines.corpus.inputs import expand_inputs
+    from rwkv_data.pipelines.corpus.spec import read_options
+
+    written = [o for o in outputs if o.exists()]
+    if not written:
+        return
+    for unit in expand_inputs(list(cfg.inputs), read_options(cfg)):
+        for o in written:
+            with contextlib.suppress(OSError):
+                if os.path.samefile(unit.path, o):
+                    raise ConfigError(f"-o {o} is the input file {unit.path}: writing the vocab there would destroy "
+                                      "the corpus; choose another -o")
+
+
 def run(cfg: VocabConfig, exclude: Exclude | None = None) -> dict[str, Any]:
     """Train a vocabulary; writes ``cfg.output`` and ``<output>.meta.json``; returns a summary.
 
@@ -114,6 +131,7 @@ def run(cfg: VocabConfig, exclude: Exclude | None = None) -> dict[str, Any]:
     check_config(cfg)
     _threads(cfg)
     out = Path(cfg.output)
+    _refuse_overwriting_inputs(cfg, out, out.with_name(out.name + ".meta.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     corpus = _Corpus(cfg, exclude)
     t0 = time.perf_counter()
@@ -147,6 +165,7 @@ def run_extend(cfg: VocabConfig) -> dict[str, Any]:
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     idmap_path = Path(cfg.idmap) if cfg.idmap else out.with_name(out.name + ".idmap.json")
+    _refuse_overwriting_inputs(cfg, out, idmap_path, out.with_name(out.name + ".meta.json"))
     corpus = _Corpus(cfg)
     t0 = time.perf_counter()
     bar = _Bar(_steps(cfg), "vocab extend")

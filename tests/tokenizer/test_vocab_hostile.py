@@ -115,3 +115,51 @@ def test_missing_byte_suggests_a_free_id(tmp_path: Path) -> None:
     path.write_text("\n".join(lines[:65] + lines[66:]) + "\n")
     with pytest.raises(VocabFormatError, match=r"add lines such as `66 'A' 1`"):
         read_vocab(path)
+
+
+# ---- trainer settings: refused before any text is read --------------------------------------------------------
+
+BAD_SETTINGS = [
+    ("--vocab-size", "99999999999999999999", "vocab_size="), ("--vocab-size", "4294967297", "vocab_size="),
+    ("--max-epochs", "inf", "max_epochs="), ("--max-epochs", "nan", "max_epochs="),
+    ("--temperature", "nan", "temperature="), ("--candidate-factor", "inf", "candidate_factor="),
+    ("--candidate-factor", "-1", "candidate_factor="), ("--threads", "100000", "threads="),
+    ("--rounds", "-1", "rounds="), ("--seed", "-1", "seed="), ("--fairness", "nan", "fairness="),
+    ("--heldout-chars", "-1", "heldout_chars="), ("--sample-chars", "99999999999999999999999", "sample_chars="),
+    ("--lang-weight", "en=-1", "lang_weights['en']"), ("--lang-weight", "en=inf", "lang_weights['en']"),
+    ("--lang-cap", "en=-5", "lang_caps['en']"), ("--char-min-count", "-1", "char_min_count="),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), BAD_SETTINGS, ids=[f"{f} {v}" for f, v, _ in BAD_SETTINGS])
+@pytest.mark.parametrize("command", ["train", "extend"])
+def test_bad_trainer_settings_are_one_error(tmp_path: Path, command: str, flag: str, value: str, needle: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from rwkv_data.cli import main
+
+    if command == "extend" and flag == "--vocab-size":
+        pytest.skip("extend keeps the base vocab's size")
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "hello there", "lang": "en"}\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["vocab", command, str(corpus), "-o", str(tmp_path / "v.txt"), flag, value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.startswith("error: invalid vocab settings: ") and needle in err, err
+    assert "Traceback" not in err and not (tmp_path / "v.txt").exists()
+
+
+def test_unknown_focus_script_and_output_onto_the_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rwkv_data.cli import main
+
+    corpus = tmp_path / "c.jsonl"
+    body = '{"text": "hello there", "lang": "en"}\n'
+    corpus.write_text(body)
+    with pytest.raises(SystemExit):
+        main(["vocab", "extend", str(corpus), "-o", str(tmp_path / "v.txt"), "--focus-scripts", "XXXX"])
+    assert "focus_scripts=['XXXX']" in capsys.readouterr().err
+    for command in ("train", "extend"):
+        with pytest.raises(SystemExit) as exc:
+            main(["vocab", command, str(corpus), "-o", str(corpus)])
+        err = capsys.readouterr().err
+        assert exc.value.code == 1 and f"-o {corpus} is the input file" in err, err
+        assert corpus.read_text() == body  # the corpus is intact
