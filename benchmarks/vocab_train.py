@@ -7,6 +7,7 @@ Run (takes a while; ~1 GB RAM):
     python benchmarks/vocab_train.py --langs en,de,ta --vocab-size 16384 --sample-chars 2000000   # a quick look
     python benchmarks/vocab_train.py --drop-scripts Taml,Geor,Thai  # the held-out-script experiment
     python benchmarks/vocab_train.py --scale --repeat 10 --peer     # 130 MB vs 1.3 GB, and HF's BPE trainer
+    python benchmarks/vocab_train.py --scale --kinds hf --repeats 10  # one row only: HF's BPE trainer at 1.3 GB
 
 Training reads ../shared/corpus/mono through ``rwkv_data.pipelines.vocab.job`` (wall time and peak RSS are
 printed). Evaluation uses the UDHR parallel text (../shared/corpus/udhr.jsonl.zst, 30 aligned articles per
@@ -179,30 +180,53 @@ def _child_train(kind: str, inputs: tuple[str, ...], out: Path, vocab_size: int)
     tok.save(str(out.with_suffix(".hf.json")))
 
 
+def _timed_child(cmd: list[str], limit: float) -> tuple[float, float, float, bool]:
+    """Run ``cmd`` as a child process: (wall s, CPU s = user + system, peak RSS MB, finished). A child still
+    running after ``limit`` seconds (0: no limit) is killed, and what it used until then is returned."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    deadline = t0 + limit if limit > 0 else float("inf")
+    finished = True
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            _, status, usage = os.wait4(proc.pid, 0)
+            finished = False
+            break
+        time.sleep(0.5)
+    wall = time.perf_counter() - t0
+    if finished and status:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed (status {status})")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, finished
+
+
 def scale(args: argparse.Namespace, langs: list[str]) -> None:
-    """Wall time and peak RSS of ours and of HF's BPE trainer at 1x and ``--repeat`` x the corpus, each training
-    in a child process of its own (``os.wait4`` gives that child's peak RSS)."""
+    """Wall time, CPU time and peak RSS of ours and of HF's BPE trainer at 1x and ``--repeat`` x the corpus, each
+    training in a child process of its own (``os.wait4`` gives that child's CPU time and peak RSS). A peer
+    training still running after ``--peer-limit`` seconds is stopped and reported as such."""
     rows = []
-    for repeat in sorted({1, args.repeat}):
+    kinds = [k for k in args.kinds.split(",") if k] or (["ours", "hf"] if args.peer else ["ours"])
+    repeats = sorted({int(x) for x in args.repeats.split(",") if x} or {1, args.repeat})
+    for repeat in repeats:
         inputs = repeated_inputs(args.corpus, langs, repeat)
         size = sum(Path(p).stat().st_size for p in inputs)
-        for kind in ("ours", "hf") if args.peer else ("ours",):
+        for kind in kinds:
             out = args.out.with_name(f"scale_{kind}_{repeat}x.txt")
-            t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, __file__, "--child", kind, "--out", str(out),
-                                     "--vocab-size", str(args.vocab_size), *inputs])
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - t0
-            if status:
-                raise SystemExit(f"{kind} at {repeat}x failed (status {status})")
-            rows.append((kind, repeat, size, wall, usage.ru_maxrss / 1024))
-            print(f"{kind:5} {repeat:3d}x  {size / 1e6:8.0f} MB zst  {wall / 60:6.1f} min  {rows[-1][4]:7,.0f} MB",
-                  flush=True)
+            cmd = [sys.executable, __file__, "--child", kind, "--out", str(out), "--vocab-size", str(args.vocab_size),
+                   *inputs]
+            wall, cpu, rss, done = _timed_child(cmd, args.peer_limit if kind == "hf" else 0)
+            rows.append((kind, repeat, size, wall, cpu, rss, done))
+            print(f"{kind:5} {repeat:3d}x  {size / 1e6:8.0f} MB zst  {wall / 60:6.1f} min wall  {cpu:7.0f} s CPU  "
+                  f"{rss:7,.0f} MB{'' if done else '  (stopped at the limit: not finished)'}", flush=True)
     print(f"\nscale (vocab {args.vocab_size}; {len(langs)} languages; ours = vocab train defaults, hf = HF tokenizers "
           f"BpeTrainer, same pre-tokenizer, every document)")
-    print(f"{'trainer':8} {'input':>6} {'zst MB':>8} {'wall min':>9} {'peak RSS MB':>12}")
-    for kind, repeat, size, wall, rss in rows:
-        print(f"{kind:8} {repeat:5d}x {size / 1e6:8.0f} {wall / 60:9.2f} {rss:12,.0f}")
+    print(f"{'trainer':8} {'input':>6} {'zst MB':>8} {'wall min':>9} {'CPU s':>8} {'peak RSS MB':>12}")
+    for kind, repeat, size, wall, cpu, rss, done in rows:
+        print(f"{kind:8} {repeat:5d}x {size / 1e6:8.0f} {wall / 60:9.2f} {cpu:8.0f} {rss:12,.0f}"
+              + ("" if done else f"  stopped after {args.peer_limit:.0f} s, not finished"))
 
 
 def main() -> None:
@@ -224,6 +248,12 @@ def main() -> None:
                     "the corpus instead of evaluating")
     ap.add_argument("--repeat", type=int, default=10, help="--scale: the larger input, in copies of the corpus")
     ap.add_argument("--peer", action="store_true", help="--scale: also train HF tokenizers' BPE at the same size")
+    ap.add_argument("--peer-limit", type=float, default=3600, help="--scale: stop the peer after this many seconds "
+                    "(reported as not finished; 0: no limit)")
+    ap.add_argument("--kinds", default="", help="--scale: comma-separated trainers to run (ours, hf; default: ours, "
+                    "and hf with --peer)")
+    ap.add_argument("--repeats", default="", help="--scale: comma-separated input sizes in copies (default: 1 and "
+                    "--repeat)")
     ap.add_argument("--child", choices=["ours", "hf"], help=argparse.SUPPRESS)
     ap.add_argument("inputs", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
