@@ -96,18 +96,37 @@ def script_allocation(tokens: Mapping[int, bytes] | Iterable[bytes]) -> dict[str
     return dict(sorted(out.items(), key=lambda kv: (-kv[1]["tokens"], kv[0])))
 
 
+def _is_of(cp: int, script: str) -> bool:
+    """An assigned letter, mark, number or punctuation character of ``script`` (symbols such as Braille
+    patterns or Tibetan astrological signs are not part of a script's alphabet)."""
+    ch = chr(cp)
+    return unicodedata.category(ch)[0] in "LMNP" and char_script(ch) == script
+
+
 def script_chars(script: str, near: Iterable[str] = (), limit: int = 0) -> list[str]:
-    """The assigned characters of ``script`` in the 128-code-point blocks where the characters ``near`` lie.
+    """The letters, marks, numbers and punctuation of ``script`` in the 128-code-point blocks where the
+    characters ``near`` lie, and in the whole run of consecutive code points of ``script`` around each of them
+    (a Unicode block can cross a 128-code-point edge: Myanmar is U+1000-109F, and Shan's letters are in
+    U+1075-109F).
 
     Returns ``[]`` when there are more than ``limit`` of them (``limit`` 0: no limit), so large scripts (Han,
     Hangul syllables, Latin) are left to frequency.
     """
-    out: list[str] = []
+    found: set[int] = set()
+
+    def add(cp: int) -> bool:
+        found.add(cp)
+        return bool(limit) and len(found) > limit
+
     for blk in sorted({ord(c) >> 7 for c in near}):
         for cp in range(blk << 7, (blk + 1) << 7):
-            ch = chr(cp)
-            if unicodedata.category(ch) not in ("Cn", "Co", "Cs") and char_script(ch) == script:
-                out.append(ch)
-                if limit and len(out) > limit:
+            if _is_of(cp, script) and add(cp):
+                return []
+    for cp0 in sorted({ord(c) for c in near if char_script(c) == script}):
+        for step in (1, -1):
+            cp = cp0 + step
+            while 0 <= cp <= 0x10FFFF and _is_of(cp, script):
+                if cp not in found and add(cp):
                     return []
-    return out
+                cp += step
+    return [chr(cp) for cp in sorted(found)]

@@ -2,7 +2,7 @@
 the focused ``vocab extend`` and the bounded-memory sampler.
 
 The training corpus is small generated text in English, German, Tamil, Amharic and Chinese (a second each);
-the held-out languages are Malayalam, Burmese, Sinhala, Russian and Santali sentences, never trained on.
+the held-out languages are Malayalam, Burmese, Shan, Sinhala, Russian and Santali sentences, never trained on.
 
 Run: pytest tests/tokenizer/test_vocab_coverage.py -q
 """
@@ -19,7 +19,7 @@ from rwkv_data.config import VocabConfig
 from rwkv_data.pipelines.audit import metrics
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, vocab_sample, world_vocab_path
 from rwkv_data.tokenizer.info import vocab_info
-from rwkv_data.tokenizer.scripts import char_script, dominant_script, script_allocation, token_category
+from rwkv_data.tokenizer.scripts import char_script, dominant_script, script_allocation, script_chars, token_category
 from rwkv_data.tokenizer.vocab_chars import required_chars
 from rwkv_data.tokenizer.vocab_coverage import coverage_floor
 from rwkv_data.tokenizer.vocab_extend import extend_vocab
@@ -33,6 +33,8 @@ HELD_OUT = {
     "si": "සියලු මනුෂ්‍යයෝ නිදහස්ව උපත ලබා ඇත. ගරුත්වයෙන් හා අයිතිවාසිකම්වලින් සමාන වෙති.",
     "ru": "Все люди рождаются свободными и равными в своем достоинстве и правах.",
     "sat": "ᱡᱚᱛᱚ ᱦᱚᱲ ᱠᱚ ᱫᱚ ᱥᱟᱹᱫᱷᱤᱱ ᱜᱮ ᱡᱟᱱᱟᱢ ᱠᱟᱱᱟ",
+    # Shan: Myanmar script, with letters and tone marks in U+1075-109F (past the first 128 code points)
+    "shn": "ၵူၼ်းၵူႊၵေႃႉၼႆႉ ပဵၼ်ဢၼ်ၵိူတ်ႇမႃးလူၺ်ႈၵုင်ႇမုၼ်ဢၼ်လွတ်ႈလႅဝ်းၽဵင်ႇပဵင်းၵၼ် လႄႈ သုၼ်ႇလႆႈဢၼ် လွတ်ႈလႅဝ်းၽဵင်ႇ ပဵင်းၵၼ်။",
 }
 
 
@@ -75,7 +77,7 @@ def _fallback(tok: TrieTokenizer, text: str) -> int:
 # ---- coverage floor -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lang", ["ml", "my", "si"])
+@pytest.mark.parametrize("lang", ["ml", "my", "shn", "si"])
 def test_held_out_script_has_no_byte_fallback(covered: tuple[dict[int, bytes], dict], world: Vocab,
                                               lang: str) -> None:
     tok = TrieTokenizer(Vocab.from_tokens(covered[0]))
@@ -108,6 +110,13 @@ def test_default_floor_keeps_every_world_character(world: Vocab) -> None:
     assert not rep["truncated"] and rep["share"] < 0.25
     have = set(floor)
     assert all(t in have for t in world.tokens.values() if len(t) > 1 and len(t.decode("utf-8", "replace")) == 1)
+
+
+def test_script_closure_crosses_block_edges_and_skips_symbols() -> None:
+    mymr = script_chars("Mymr", ["က"], 400)  # Myanmar is U+1000-109F: Shan's tone marks lie past U+107F
+    assert {"\u1087", "\u1089", "\u108a", "\u109a"} <= set(mymr) and max(map(ord, mymr)) == 0x109D
+    assert script_chars("Brai", ["\u2801"], 400) == []  # Braille patterns are symbols, not an alphabet
+    assert script_chars("Hang", ["한"], 400) == [] and len(script_chars("Hang", ["한"])) == 11172  # over the limit
 
 
 def test_uncovered_script_costs_no_more_than_in_world(covered: tuple[dict[int, bytes], dict],
