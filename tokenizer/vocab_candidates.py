@@ -1,6 +1,7 @@
 """Candidate tokens for the vocabulary trainer (step 2 of :mod:`rwkv_data.tokenizer.vocab_train`): HF
-``tokenizers`` byte-level BPE and Unigram trained on the sample with the mark-aware pre-tokenizer, and n-gram
-counts; only whole-character (valid UTF-8) strings, interleaved by rank.
+``tokenizers`` byte-level BPE and Unigram trained on the sample with the mark-aware pre-tokenizer, n-gram
+counts and superwords (runs of 2-3 pre-tokens such as ``" of the"``); only whole-character (valid UTF-8)
+strings, interleaved by rank.
 """
 
 from __future__ import annotations
@@ -98,6 +99,37 @@ def _ngram_candidates(samples: dict[str, LangSample], cfg: VocabSettings, size: 
     return [b for b, _ in sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
 
 
+def _phrase_candidates(samples: dict[str, LangSample], cfg: VocabSettings, size: int) -> list[bytes]:
+    """Superwords: runs of 2-3 consecutive pre-tokens on one line with a letter (``" of the"``, ``", and"``,
+    ``" de la"``), which BPE and the n-gram counts never propose because they cross a word boundary; greedy
+    longest match uses them where they fit. Ranked like the n-grams, counted per language on up to 1 M
+    characters of its training text."""
+    score: Counter[bytes] = Counter()
+    for lang in sorted(samples):
+        runs: Counter[str] = Counter()
+        got = total = 0
+        for chunk in samples[lang].train:
+            toks = pretokenize(chunk, cfg.pretokenizer)
+            total += len(toks)
+            for i in range(len(toks) - 1):
+                run = toks[i]
+                for k in (1, 2):
+                    if i + k >= len(toks):
+                        break
+                    run += toks[i + k]
+                    if "\n" in run or len(run.encode("utf-8")) > cfg.max_token_bytes:
+                        break
+                    runs[run] += 1
+            got += len(chunk)
+            if got >= 1_000_000:
+                break
+        for g, n in runs.items():
+            if n >= 3 and any(c.isalpha() for c in g):
+                b = g.encode("utf-8")
+                score[b] += n * (len(b) - 1) / max(total, 1)
+    return [b for b, _ in sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
+
+
 def candidate_pool(samples: dict[str, LangSample], cfg: VocabSettings, size: int,
                    progress: Progress | None = None) -> list[bytes]:
     """The union of the configured candidate sources, interleaved by rank (deterministic, duplicates dropped)."""
@@ -107,8 +139,10 @@ def candidate_pool(samples: dict[str, LangSample], cfg: VocabSettings, size: int
             sources.append(_hf_candidates(samples, cfg, size, kind))
         elif kind == "ngram":
             sources.append(_ngram_candidates(samples, cfg, size // 4))
+        elif kind == "phrase":
+            sources.append(_phrase_candidates(samples, cfg, size // 10))
         else:
-            raise ValueError(f"unknown candidate source {kind!r}; use bpe, unigram or ngram")
+            raise ValueError(f"unknown candidate source {kind!r}; use bpe, unigram, ngram or phrase")
         if progress:
             progress(f"candidates: {kind} ({len(sources[-1])})")
     seen: set[bytes] = set()

@@ -70,8 +70,17 @@ def _seed_chars(name: str) -> list[str]:
     return out
 
 
-def required_chars(samples: dict[str, LangSample], cfg: VocabSettings,
-                   extra_budget: int | None = None) -> tuple[list[bytes], dict[str, Any]]:
+def seed_name(cfg: VocabSettings, floor: bool = False) -> str:
+    """The seed ``char_seed`` names: ``"auto"`` is ``"charsets"``, or none when the coverage ``floor`` is on
+    (the floor keeps World's 8,249 Han and 604 Hangul characters; the charsets would add 663 Han and 1,746
+    Hangul characters more, mostly never used)."""
+    if cfg.char_seed != "auto":
+        return cfg.char_seed
+    return "" if floor and cfg.coverage else "charsets"
+
+
+def required_chars(samples: dict[str, LangSample], cfg: VocabSettings, extra_budget: int | None = None,
+                   floor: bool = False) -> tuple[list[bytes], dict[str, Any]]:
     """The character-completeness set, as sorted UTF-8 tokens, and a per-script report.
 
     A non-ASCII character gets a token when (1) it occurs at least ``char_min_count`` times in the corpus and
@@ -81,7 +90,8 @@ def required_chars(samples: dict[str, LangSample], cfg: VocabSettings,
     seed character (``char_seed``: the level-1 characters of national standards, or a vocab's single-character
     tokens) in a script seen (large scripts such as Han, where a technical corpus misses common characters of
     other registers). (2)-(4) are skipped, with a warning, when
-    the characters would then exceed ``extra_budget`` (default: a quarter of the vocab).
+    the characters would then exceed ``extra_budget`` (default: a quarter of the vocab). ``floor``: the
+    caller adds the coverage floor (:func:`seed_name`).
     """
     counts: Counter[str] = Counter()
     for s in samples.values():
@@ -100,7 +110,7 @@ def required_chars(samples: dict[str, LangSample], cfg: VocabSettings,
     cased = {c for ch in keep for c in (ch.upper(), ch.lower()) if len(c) == 1 and ord(c) >= 0x80}
     closure = {c for script in sorted(seen)
                for c in script_chars(script, [c for c in keep if char_script(c) == script], cfg.script_closure)}
-    seeded = {ch for ch in _seed_chars(cfg.char_seed) if char_script(ch) in seen}
+    seeded = {ch for ch in _seed_chars(seed_name(cfg, floor)) if char_script(ch) in seen}
     skipped = []
     for name, extra in (("case", cased), ("script_closure", closure), ("seed", seeded)):
         if len(keep | extra) <= budget:

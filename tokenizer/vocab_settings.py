@@ -22,7 +22,7 @@ class VocabSettings:
     max_epochs: float = 3.0  # no language is repeated more than this (UniMax's cap; also caps temperature)
     temperature: float = 3.33  # mT5's tau for sampling="temperature"
     lang_caps: dict[str, int] = dataclasses.field(default_factory=dict)  # per-language character caps
-    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 8.0})  # budget x utility
+    lang_weights: dict[str, float] = dataclasses.field(default_factory=lambda: {"en": 6.0})  # budget x utility
     heldout_chars: int = 150_000  # per language, set aside (never trained on) to score tokens with greedy encoding
     heldout_fraction: float = 0.1  # ... but at most this share of a language
     score_chars: int = 1_000_000  # per language, text encoded when scoring: the held-out, topped up with training
@@ -33,13 +33,14 @@ class VocabSettings:
     coverage_share: float = 0.25  # the floor's tokens not otherwise required take at most this share of vocab_size
     # candidates
     pretokenizer: str = "mark-aware"  # "mark-aware" (combining marks stay with their letter) or "gpt2"
-    candidates: tuple[str, ...] = ("bpe", "ngram")  # any of "bpe", "unigram" (slow), "ngram"
+    candidates: tuple[str, ...] = ("bpe", "ngram", "phrase")  # any of "bpe", "unigram" (slow), "ngram", "phrase"
     candidate_factor: float = 2.2  # candidate pool = factor x free slots; greedy pruning removes the rest
     max_token_bytes: int = 32
     char_min_count: int = 3  # character completeness: a character seen this often gets its own token ...
     char_min_share: float = 1e-6  # ... if it is also at least this share of its script's characters
     script_closure: int = 400  # scripts seen in the corpus with at most this many characters get all of them
-    char_seed: str = "charsets"  # + level-1 Han/Hangul of GB2312, Big5, JIS, KS X 1001 ("world", a vocab, "" = off)
+    char_seed: str = "auto"  # + level-1 Han/Hangul of GB2312, Big5, JIS, KS X 1001 ("charsets"), "world", a vocab,
+    #   "" = off; "auto": "charsets", except in `train` with the coverage floor on (it keeps World's characters)
     # selection with greedy encoding in the loop
     rounds: int = 8  # pruning rounds from the pool down to vocab_size
     refill_rounds: int = 2  # then: drop tokens greedy never uses, refill with the best removed ones

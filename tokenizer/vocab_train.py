@@ -72,9 +72,9 @@ def check_config(cfg: VocabSettings) -> None:
         problems.append(f"sampling={cfg.sampling!r} (use 'unimax' or 'temperature')")
     if cfg.pretokenizer not in PATTERNS:
         problems.append(f"pretokenizer={cfg.pretokenizer!r} (use one of {sorted(PATTERNS)})")
-    bad = [c for c in cfg.candidates if c not in ("bpe", "unigram", "ngram")]
+    bad = [c for c in cfg.candidates if c not in ("bpe", "unigram", "ngram", "phrase")]
     if bad or not cfg.candidates:
-        problems.append(f"candidates={list(cfg.candidates)!r} (use some of 'bpe', 'unigram', 'ngram')")
+        problems.append(f"candidates={list(cfg.candidates)!r} (use some of 'bpe', 'unigram', 'ngram', 'phrase')")
     if cfg.vocab_size < 258:
         problems.append(f"vocab_size={cfg.vocab_size} (id 0 and the 256 bytes need 257 ids)")
     if not 0 <= cfg.heldout_fraction < 1:
@@ -108,7 +108,7 @@ def train_vocab(docs: Iterable[tuple[str, str]], cfg: VocabSettings, progress: P
     samples = sample_corpus(docs, cfg)
     if progress:
         progress(f"sampled {sum(s.chars_train for s in samples.values()):,} chars in {len(samples)} languages")
-    chars, char_report = required_chars(samples, cfg)
+    chars, char_report = required_chars(samples, cfg, floor=True)
     required = [bytes([b]) for b in range(256)] + chars
     all_chars: Counter[str] = Counter()
     for s in samples.values():

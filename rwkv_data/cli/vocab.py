@@ -67,12 +67,12 @@ def _vocab_options(fn: Any) -> Any:
         click.option("--heldout-chars", type=int, help="Held-out text per language for scoring. "
                      + _vocab_default("heldout_chars")),
         click.option("--pretokenizer", type=click.Choice(["mark-aware", "gpt2"]), help=_vocab_default("pretokenizer")),
-        click.option("--candidates", help="Comma-separated sources: bpe, unigram, ngram. "
+        click.option("--candidates", help="Comma-separated sources: bpe, unigram, ngram, phrase. "
                      + _vocab_default("candidates")),
         click.option("--candidate-factor", type=float, help=_vocab_default("candidate_factor")),
         click.option("--char-min-count", type=int, help="Character completeness floor. "
                      + _vocab_default("char_min_count")),
-        click.option("--char-seed", help="'charsets', 'world', a vocab file, or '' for none. "
+        click.option("--char-seed", help="'auto', 'charsets', 'world', a vocab file, or '' for none. "
                      + _vocab_default("char_seed")),
         click.option("--rounds", type=int, help="Greedy pruning rounds. " + _vocab_default("rounds")),
         click.option("--refill-rounds", type=int, help=_vocab_default("refill_rounds")),

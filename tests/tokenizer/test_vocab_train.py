@@ -22,6 +22,8 @@ from tokenizer_testlib import WORDS
 from rwkv_data.config import VocabConfig
 from rwkv_data.tokenizer import TrieTokenizer, Vocab, read_vocab, write_vocab
 from rwkv_data.tokenizer.pretokenize import byte_level_to_bytes, hf_pre_tokenizer, pretokenize
+from rwkv_data.tokenizer.vocab_candidates import _phrase_candidates
+from rwkv_data.tokenizer.vocab_chars import seed_name
 from rwkv_data.tokenizer.vocab_sample import _budgets, sample_corpus
 from rwkv_data.tokenizer.vocab_select import variant_key
 from rwkv_data.tokenizer.vocab_train import train_vocab
@@ -162,12 +164,28 @@ def test_fairness_knob_moves_tokens_to_the_costliest_language(corpus: list[tuple
     assert stats[1][worst]["parity_proxy"] <= stats[0][worst]["parity_proxy"]
 
 
-@pytest.mark.parametrize("sources", [("unigram",), ("ngram",), ("bpe", "unigram", "ngram")])
+@pytest.mark.parametrize("sources", [("unigram",), ("ngram",), ("bpe", "phrase"), ("bpe", "unigram", "ngram")])
 def test_candidate_sources(corpus: list[tuple[str, str]], sources: tuple[str, ...]) -> None:
     res = train_vocab(corpus, _cfg(candidates=sources, rounds=1, refill_rounds=0))
     assert res.stats["candidates"] > 0 and len(res.tokens) > 256 + res.stats["required_chars"]
     tok = TrieTokenizer(Vocab.from_tokens(res.tokens))
     assert all(tok.decode(tok.encode(t)) == t for t, _ in corpus[:20])
+
+
+def test_phrase_candidates_cross_word_boundaries() -> None:
+    text = "\n\n".join(["the rights of the people and the duties of the state, and the law of the land."] * 40)
+    samples = sample_corpus([(text, "en")], _cfg(heldout_chars=500))
+    cands = _phrase_candidates(samples, _cfg(), 200)
+    assert {b" of the", b" the people", b", and"} <= set(cands)  # strings BPE's pre-tokenizer never proposes
+    assert all(2 <= len(pretokenize(c.decode())) <= 3 and b"\n" not in c for c in cands)
+    assert cands.index(b" of the") < cands.index(b" the people")  # ranked by count x bytes saved
+
+
+def test_char_seed_auto_leaves_han_and_hangul_to_the_floor() -> None:
+    assert seed_name(VocabConfig(), floor=True) == ""  # the floor keeps World's Han and Hangul characters
+    assert seed_name(VocabConfig()) == "charsets"  # vocab extend
+    assert seed_name(VocabConfig(coverage=""), floor=True) == "charsets"  # no floor: the national charsets
+    assert seed_name(VocabConfig(char_seed="world"), floor=True) == "world"
 
 
 # ---- CLI ----------------------------------------------------------------------------------------------------
