@@ -46,7 +46,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 UDHR_PICK = {"de": "deu_1996", "el": "ell_monotonic", "pt": "por_PT", "sr": "srp_cyrl", "zh-Hans": "cmn_hans",
              "zh-Hant": "cmn_hant", "ja": "jpn", "ro": "ron_2006", "chr": "chr_uppercase"}
 SCRIPT_PARTS = {"Jpan": ("Hani", "Hira", "Kana"), "Kore": ("Hang", "Hani"), "Hans": ("Hani",), "Hant": ("Hani",)}
-TARGETS = {"median_parity": 1.35, "max_parity": 2.5, "en_vs_world": 1.25, "byte_fallback": 0.02, "greedy_gap": 0.01}
+# Issue #15's targets (English <= 1.30x World replaced #6's 1.25x, which this corpus cannot meet with the median).
+TARGETS = {"median_parity": 1.35, "max_parity": 2.5, "en_vs_world": 1.30, "byte_fallback": 0.02, "greedy_gap": 0.01}
 
 
 def mono_languages(corpus: Path) -> dict[str, str]:
@@ -311,7 +312,7 @@ def main() -> None:
     rows = [
         ("median parity vs English", "<= 1.35", so["median_parity"], sw["median_parity"], "median_parity"),
         ("max parity vs English", "<= 2.5", so["max_parity"], sw["max_parity"], "max_parity"),
-        ("English tokens / World's", "<= 1.25", en_ratio, 1.0, "en_vs_world"),
+        ("English tokens / World's", "<= 1.30", en_ratio, 1.0, "en_vs_world"),
         ("byte fallback, worst script", "<= 2%", so["byte_fallback"], sw["byte_fallback"], "byte_fallback"),
         ("greedy optimality gap", "<= 1%", so.get("greedy_gap", float("nan")), sw.get("greedy_gap", float("nan")),
          "greedy_gap"),
@@ -325,11 +326,11 @@ def main() -> None:
     print(f"(max parity: ours {so['max_parity_lang']}, World {sw['max_parity_lang']}; worst fallback script: ours "
           f"{so['byte_fallback_script']}, World {sw['byte_fallback_script']})")
     # The English and median targets together bound the median language's own token count, whatever English
-    # costs: median <= 1.35 x English <= 1.35 x 1.25 x World's English.
+    # costs: median <= 1.35 x English <= 1.35 x 1.30 x World's English.
     med_o, med_w = (statistics.median(v["tokens"] for k, v in ev.items() if k != "en") for ev in (ev_o, ev_w))
     bound = TARGETS["median_parity"] * TARGETS["en_vs_world"] * ev_w["en"]["tokens"]
     print(f"(joint English + median targets: the median other language may need at most {bound:,.0f} tokens "
-          f"(1.35 x 1.25 x World's English); ours {med_o:,.0f}, World {med_w:,.0f})")
+          f"(1.35 x 1.30 x World's English); ours {med_o:,.0f}, World {med_w:,.0f})")
     tot_o, tot_w = (sum(v["tokens"] for v in ev.values()) for ev in (ev_o, ev_w))
     gini_o, gini_w = (metrics.gini([v["tokens"] for v in ev.values()]) for ev in (ev_o, ev_w))
     print(f"(all {len(texts)} languages: ours {tot_o:,} tokens, World {tot_w:,} ({tot_o / tot_w:.3f}x); Gini of "
