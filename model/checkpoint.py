@@ -122,6 +122,9 @@ def load_checkpoint(
         if v.shape != want[k].shape:
             raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(want[k].shape)} "
                                   f"for {cfg}")
+        if not v.is_floating_point():  # weights cast from integers would load and silently mean nothing
+            raise CheckpointError(f"{path}: {k} holds {v.dtype} values, not floating-point weights; the file is "
+                                  "not a model checkpoint (or was converted wrongly)")
     for k in OPTIONAL_KEYS:
         if k not in sd:  # layer 0 has no value residual: never read; zeros so that a re-save is complete
             sd[k] = torch.zeros(want[k].shape)

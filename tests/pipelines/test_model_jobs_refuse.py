@@ -52,6 +52,8 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with torch.no_grad():
         nan.blocks[0].att.key.weight[0, 0] = math.nan
     modelio.export_checkpoint(nan, root / "nan.pth")
+    sd = torch.load(root / "m.pth", weights_only=True)
+    torch.save({k: v.to(torch.int64) for k, v in sd.items()}, root / "ints.pth")  # right keys and shapes, not weights
     raw = (root / "m.pth").read_bytes()
     (root / "trunc.pth").write_bytes(raw[: len(raw) // 2])
     (root / "garbage.pth").write_bytes(b"\x00garbage" * 100)
@@ -71,8 +73,8 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                                  "added": [[5, b"zz".hex()]], "init": {"5": [1, 2]}}))
     return {"root": root, "P": P, "P_val": P_val, "A": root / "bytes.txt", **{
         k: root / k for k in ("B.txt", "C.txt", "m.pth", "mA.pth", "small.pth", "nan.pth", "trunc.pth", "garbage.pth",
-                              "notckpt.pth", "evil.pth", "wrongcfg.pth", "nometa", "afile", "new.txt", "ab.txt",
-                              "badtok.txt", "idmap.json")}}
+                              "notckpt.pth", "evil.pth", "wrongcfg.pth", "ints.pth", "nometa", "afile", "new.txt",
+                              "ab.txt", "badtok.txt", "idmap.json")}}
 
 
 def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -177,6 +179,7 @@ def test_without_vocab_the_recorded_one_is_used(w: dict[str, Path], capsys: pyte
     ("new tokens not UTF-8", ["finetune", "--init", "m.pth", "--new-tokens", "badtok.txt"], ["badtok.txt", "UTF-8"]),
     ("truncated", ["train", "--init", "trunc.pth"], ["trunc.pth", "cannot read"]),
     ("garbage", ["evaluate", "--checkpoint", "garbage.pth"], ["garbage.pth", "cannot read"]),
+    ("integer tensors", ["train", "--init", "ints.pth"], ["ints.pth", "torch.int64", "not floating-point"]),
     ("not a checkpoint", ["finetune", "--init", "notckpt.pth"], ["notckpt.pth"]),
     ("pickle with code", ["evaluate", "--checkpoint", "evil.pth"], ["evil.pth", "weights_only"]),
     ("config and shapes disagree", ["evaluate", "--checkpoint", "wrongcfg.pth"], ["wrongcfg", "n_layer"]),
