@@ -45,6 +45,16 @@ def short_repr(value: object, limit: int = 40) -> str:
     return r if len(r) <= limit else f"{r[:limit]}... ({len(r):,} characters)"
 
 
+MAX_THREADS = 1024
+
+
+def check_threads(threads: object) -> None:
+    """ConfigError unless ``threads`` (torch CPU threads of run and compare) is an integer in [0, MAX_THREADS]."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise ConfigError(f"threads (--threads) must be an integer in [0, {MAX_THREADS}] (0 = torch's default), "
+                          f"not {short_repr(threads)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class CorpusSpec:
     """How a job reads its corpus: which inputs, which record fields, which language, what to do with bad records.
@@ -277,8 +287,7 @@ class RunConfig:
             bad = [s for s in getattr(self, option) if s not in STAGES]
             if bad:
                 raise ConfigError(f"{option}: unknown stage(s) {bad}; the stages are {', '.join(STAGES)}")
-        if self.threads < 0:
-            raise ConfigError(f"threads must be >= 0 (0 = torch's default), not {self.threads}")
+        check_threads(self.threads)
 
 @dataclasses.dataclass(frozen=True)
 class CompareVariant:

@@ -18,6 +18,7 @@ PRECISIONS = ("fp32", "bf16")
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 TRAINABLE_RE = re.compile(r"all|embeddings|last:[1-9]\d*")
 MAX_SEED = 2**63 - 1
+FLOAT_CEILING = 1e30  # optimiser numbers become float32 tensors (max ~3.4e38): larger ones overflow in torch
 
 
 def _key(name: str) -> str:
@@ -86,13 +87,13 @@ def check_train(cfg: Any) -> None:
                           ("eval_docs", " (0 = all)"), ("log_every", " (0 = every step)")):
         check_int(cfg, name, 0, meaning=meaning)
     check_int(cfg, "seed", 0, MAX_SEED)
-    check_float(cfg, "lr_init", 0.0)
-    check_float(cfg, "lr_final", 0.0)
+    check_float(cfg, "lr_init", 0.0, FLOAT_CEILING)
+    check_float(cfg, "lr_final", 0.0, FLOAT_CEILING)
     check_float(cfg, "beta1", 0.0, 1.0, hi_open=True)
     check_float(cfg, "beta2", 0.0, 1.0, hi_open=True)
-    check_float(cfg, "adam_eps", 0.0, lo_open=True)
-    check_float(cfg, "weight_decay", 0.0)
-    check_float(cfg, "grad_clip", 0.0, meaning=" (0 = no clipping)")
+    check_float(cfg, "adam_eps", 0.0, FLOAT_CEILING, lo_open=True)
+    check_float(cfg, "weight_decay", 0.0, FLOAT_CEILING)
+    check_float(cfg, "grad_clip", 0.0, FLOAT_CEILING, meaning=" (0 = no clipping)")
     check_choice(cfg, "precision", PRECISIONS)
     check_choice(cfg, "save_dtype", PRECISIONS)
     check_device(cfg)
@@ -111,7 +112,7 @@ def check_finetune(cfg: Any) -> None:
     if not isinstance(cfg.trainable, str) or not TRAINABLE_RE.fullmatch(cfg.trainable):
         raise ConfigError(f"{_key('trainable')} must be all, embeddings or last:N with N >= 1; got {cfg.trainable!r}")
     check_int(cfg, "lora_rank", 0, meaning=" (0 = no LoRA)")
-    check_float(cfg, "lora_alpha", 0.0, lo_open=True)
+    check_float(cfg, "lora_alpha", 0.0, FLOAT_CEILING, lo_open=True)
 
 
 def check_eval(cfg: Any) -> None:

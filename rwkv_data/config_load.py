@@ -9,6 +9,8 @@ ranges. :func:`to_dict` turns a config back into JSON-ready values.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import tomllib
 import types
 from pathlib import Path
@@ -19,14 +21,30 @@ from rwkv_data.errors import ConfigError
 T = TypeVar("T")
 
 
+TOML_LIMIT = 16 << 20  # a config file is a few KB; a larger "config" is something else (/dev/zero, a corpus)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The table of TOML file ``path``; ConfigError naming the file when it cannot be read or parsed."""
+    """The table of TOML file ``path``; ConfigError naming the file when it cannot be read or parsed, is not a
+    regular file (a FIFO or a device would block or never end) or is over TOML_LIMIT bytes."""
     try:
-        return tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: not a regular file; give a TOML config file")
+        if st.st_size > TOML_LIMIT:
+            raise ConfigError(f"{path}: {st.st_size:,} bytes, over the {TOML_LIMIT:,} a config file can have; is "
+                              "this the config?")
+        with open(path, "rb") as f:
+            raw = f.read(TOML_LIMIT + 1)
+        if len(raw) > TOML_LIMIT:
+            raise ConfigError(f"{path}: over the {TOML_LIMIT:,} bytes a config file can have; is this the config?")
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config file as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML for a config: arrays or tables nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
 

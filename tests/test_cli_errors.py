@@ -6,6 +6,7 @@ Run: pytest tests/test_cli_errors.py
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (d / "P.idx").write_bytes(GARBAGE)
     (d / "afile").write_text("x", encoding="utf-8")
     (d / "folder").mkdir()
+    os.mkfifo(d / "fifo.toml")  # reading it would block forever
+    (d / "zero.toml").symlink_to("/dev/zero")  # reading it would never end
+    (d / "deep.toml").write_text("[train]\nx = " + "[" * 50_000 + "]" * 50_000 + "\n")  # RecursionError in tomllib
+    (d / "nolens.toml").write_text("[shard]\nctx_lens = []\n")
+    (d / "hugelr.toml").write_text("[train]\nlr_init = 1e308\n")  # a float32 overflow inside torch
     named = {p.name.replace(".", "_"): str(p) for p in d.iterdir()}  # {empty_txt} for empty.txt
     return {"dir": str(d), "missing": str(d / "missing.jsonl"), **named}
 
@@ -62,6 +68,12 @@ CASES = [  # (argv with {placeholders}, exit code)
     (["audit", "{missing}"], 1),
     (["audit", "{garbage_jsonl}", "-t", "{missing}"], 1),
     (["run", "{garbage_toml}"], 1),
+    *[([cmd, *pre, f], 1) for f in ("{fifo_toml}", "{zero_toml}", "{deep_toml}")
+      for cmd, pre in (("run", []), ("compare", []), ("train", ["--config"]), ("shard", ["x.jsonl", "--config"]))],
+    (["shard", "{empty_txt}", "-o", "{dir}/s5", "--config", "{nolens_toml}"], 1),
+    (["train", "--data", "{dir}/P", "--config", "{hugelr_toml}"], 1),
+    (["train", "--data", "{dir}/P", "--lr-init", "1e308"], 1),
+    (["run", "--threads", "100000"], 1),
     (["run", "{bad_toml}"], 1),
     (["run", "{folder}"], 2),
     (["run", "--skip", "training"], 1),

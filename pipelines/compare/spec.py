@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from rwkv_data.config import CompareConfig, CompareVariant, EvalConfig, ShardConfig, TrainConfig, VocabConfig, load_toml
+from rwkv_data.config import (
+    CompareConfig,
+    CompareVariant,
+    EvalConfig,
+    ShardConfig,
+    TrainConfig,
+    VocabConfig,
+    check_threads,
+    load_toml,
+)
+from rwkv_data.config_load import read_toml
 from rwkv_data.errors import ConfigError
 
 SECTIONS: dict[str, type] = {"vocab": VocabConfig, "shard": ShardConfig, "train": TrainConfig,
@@ -27,10 +36,7 @@ def load_compare_config(path: str | Path | None, **overrides: Any) -> CompareCon
     """The :class:`CompareConfig` of a TOML file with overrides (``None`` = unset), checked (:func:`check`)."""
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+        raw = read_toml(path)  # bounded; ConfigError naming the file
     top = {k: v for k, v in raw.items() if k not in SECTIONS}
     top.update({k: v for k, v in overrides.items() if v is not None})
     names = {f.name for f in dataclasses.fields(CompareConfig)} - set(SECTIONS)
@@ -77,6 +83,7 @@ def _variant(v: Any, i: int, where: Any) -> CompareVariant:
 
 def check(cfg: CompareConfig, where: str = "options") -> None:
     """Reject configs that cannot give a fair comparison, each with one line naming the fix."""
+    check_threads(cfg.threads)
     if len(cfg.variants) < 2:
         raise ConfigError(f"{where}: compare needs at least 2 [[variants]] (e.g. tokenizer = \"world\" and \"bytes\")")
     names = [v.name for v in cfg.variants]

@@ -81,6 +81,8 @@ def check_config(cfg: ShardConfig) -> None:
     check_int(cfg, "seed", 0, MAX_SEED)
     check_float(cfg, "temperature", 0.0, meaning=" (0 = the natural mix)")
     check_int(cfg, "val_min_docs", 0, MAX_COUNT)
+    if not cfg.ctx_lens:
+        raise ConfigError("ctx_lens (--ctx-len) is empty: give the training context length(s), e.g. ctx_lens = [512]")
     for n in cfg.ctx_lens:
         if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_CTX_LEN:
             raise ConfigError(f"ctx_lens (--ctx-len) must be integers in [1, {MAX_CTX_LEN:,}], got {n!r}")

@@ -78,7 +78,7 @@ def test_failed_stage_prints_what_finished_then_one_error(tmp_path: Path, capsys
     ("[corpus]\ntext_field = 5\n", r"\[corpus\]: text_field must be a string"),
     ("[shard]\nlang_budgets = { en = 1.5 }\n", r"\[shard\]: lang_budgets must be a table of a string = an integer"),
     ("[corpus]\non_error = \"ignore\"\n", r"\[corpus\]: on_error must be 'raise' or 'skip'"),
-    ("threads = -1\n", r"threads must be >= 0"),
+    ("threads = -1\n", r"threads \(--threads\) must be an integer in \[0, 1024\]"),
     ("vocab = 3\n", r"\[vocab\] must be a table"),
     ("skip = [\"training\"]\n", r"the stages are"),
     ("[audit]\nnum_threads = 2\nthreads = 3\n", r"'num_threads' and 'threads' are the same setting"),
