@@ -30,6 +30,10 @@ STAGES = ("vocab", "shard", "train", "evaluate", "audit")  # the stages of `rwkv
 MAX_RECORD_BYTES = 64 << 20
 RECORD_BYTES_CEILING = (1 << 32) - 1  # a shard stores a document's byte count in 32 bits
 LANG_MAX_CHARS = 64  # a language code (BCP 47 tags and FLORES codes are far shorter)
+# Distinct languages a vocab or audit job accepts: the largest multilingual corpora tag ~2,000 language-script
+# pairs, while a wrong --lang-field (a URL or an id per record) gives one per document and, left unchecked, hours of
+# per-language work and gigabytes of per-language state from a few megabytes of input.
+MAX_LANGUAGES = 4096
 
 
 def is_language_code(lang: str) -> bool:

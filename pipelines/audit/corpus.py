@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rwkv_data.config import CorpusSpec
+from rwkv_data.config import MAX_LANGUAGES, CorpusSpec
 from rwkv_data.errors import DependencyMissing, InputFormatError
 from rwkv_data.pipelines.audit.metrics import dominant_script
 
@@ -116,6 +116,9 @@ def load_parallel(path: str | Path, langs: Sequence[str] = ()) -> AuditCorpus:
         script = rec.get("script") or dominant_script("".join(units)[:2000])
         lt = LangText(key, lang, script, str(rec.get("name", lang)), [str(u) for u in units])
         if _wanted(lt, langs):
+            if len(out) >= MAX_LANGUAGES:
+                raise InputFormatError(f"{path}:{lineno}: more than {MAX_LANGUAGES:,} languages, the most an audit "
+                                       "accepts; pick languages with --lang")
             out.append(lt)
     unit = "article" if "udhr" in path.name else "unit"
     return AuditCorpus("parallel", str(path), unit, out)
@@ -125,7 +128,7 @@ def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (
               max_bytes_per_lang: int = 0, spec: CorpusSpec | None = None) -> AuditCorpus:
     """Read monolingual documents (grouped by their language), at most ``max_bytes_per_lang`` per language;
     ``spec`` says how records are read (fields, language, error policy), its inputs aside."""
-    from rwkv_data.pipelines.corpus.documents import ReadStats
+    from rwkv_data.pipelines.corpus.documents import ReadStats, too_many_languages
     from rwkv_data.pipelines.corpus.spec import documents
 
     items = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -147,6 +150,8 @@ def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (
         n = len(doc.text.encode("utf-8"))
         if max_bytes_per_lang and size.get(doc.lang, 0) + n > max_bytes_per_lang and doc.lang in by_lang:
             continue
+        if doc.lang not in by_lang and len(by_lang) >= MAX_LANGUAGES:
+            raise InputFormatError(too_many_languages(doc.location, doc.lang))
         lt = by_lang.setdefault(doc.lang, LangText(doc.lang, doc.lang, "", doc.lang))
         lt.units.append(doc.text)
         size[doc.lang] = size.get(doc.lang, 0) + n

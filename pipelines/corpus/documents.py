@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rwkv_data.config import LANG_MAX_CHARS, MAX_RECORD_BYTES, is_language_code
+from rwkv_data.config import LANG_MAX_CHARS, MAX_LANGUAGES, MAX_RECORD_BYTES, is_language_code
 from rwkv_data.errors import InputFormatError
 from rwkv_data.pipelines.corpus.streams import LineState, StreamError, Truncated
 
@@ -130,6 +130,13 @@ class Sink:
             return None
         self.stats.documents += 1
         return Document(text, lang, source, line, data)
+
+
+def too_many_languages(where: str, lang: str) -> str:
+    """The error for a corpus with more than MAX_LANGUAGES language codes, at the record that passed the limit."""
+    return (f"{where}: language {lang!r} makes {MAX_LANGUAGES + 1:,} distinct language codes, more than the "
+            f"{MAX_LANGUAGES:,} a vocab or audit job accepts; is --lang-field the language field? (else group rare "
+            "languages under one code)")
 
 
 def skip_lines(result: dict[str, Any]) -> list[str]:

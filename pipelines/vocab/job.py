@@ -22,9 +22,9 @@ from typing import Any
 from tqdm import tqdm
 
 from rwkv_data.atomic import atomic_write_json
-from rwkv_data.config import VocabConfig, to_dict
-from rwkv_data.errors import ConfigError
-from rwkv_data.pipelines.corpus.documents import ReadStats
+from rwkv_data.config import MAX_LANGUAGES, VocabConfig, to_dict
+from rwkv_data.errors import ConfigError, InputFormatError
+from rwkv_data.pipelines.corpus.documents import ReadStats, too_many_languages
 from rwkv_data.pipelines.corpus.spec import documents
 from rwkv_data.tokenizer import Vocab, write_vocab
 from rwkv_data.tokenizer.resolve import is_world, load_trie
@@ -56,6 +56,8 @@ class _Corpus:
             if self.exclude is not None and self.exclude(doc.data or doc.text.encode("utf-8"), doc.lang):
                 self.excluded[doc.lang] += 1
                 continue
+            if doc.lang not in self.docs and len(self.docs) >= MAX_LANGUAGES:
+                raise InputFormatError(too_many_languages(doc.location, doc.lang))
             self.sha.update(f"{doc.lang}\0{len(doc.text)}\0".encode())
             self.sha.update(doc.text.encode("utf-8", "surrogatepass"))
             self.docs[doc.lang] += 1

@@ -156,3 +156,27 @@ def test_odd_language_values_are_bad_records_on_every_path(tmp_path: Path, lang:
     stats = ReadStats()
     assert _texts(q, on_error="skip", stats=stats) == ["good one", "good two"]
     assert stats.skipped == Counter(bad_lang=1) and stats.first_skip["bad_lang"].startswith(f"{q} row 1:")
+
+
+@pytest.mark.parametrize("command", [["audit", "-t", "world"], ["vocab", "train", "--vocab-size", "300"]])
+def test_a_language_per_record_is_refused_at_the_limit(tmp_path: Path, command: list[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong --lang-field (an id per record) gave 70,000 languages: audit 1.9 GB, vocab train over 200 s."""
+    from click.testing import CliRunner
+
+    from rwkv_data.cli import cli
+    from rwkv_data.pipelines.audit import corpus as audit_corpus
+    from rwkv_data.pipelines.corpus import documents
+    from rwkv_data.pipelines.vocab import job as vocab_job
+
+    for mod in (documents, audit_corpus, vocab_job):
+        monkeypatch.setattr(mod, "MAX_LANGUAGES", 20)
+    p = tmp_path / "ids.jsonl"
+    p.write_text("".join(json.dumps({"text": f"text {i}", "lang": f"id{i}"}) + "\n" for i in range(30)),
+                 encoding="utf-8")
+    out = ["--out-dir", str(tmp_path / "a")] if command[0] == "audit" else ["-o", str(tmp_path / "v.txt")]
+    res = CliRunner().invoke(cli, [*command[:1], *command[1:2], str(p), *command[2:], *out]
+                             if command[0] == "vocab" else [command[0], str(p), *command[1:], *out])
+    assert res.exit_code == 1 and isinstance(res.exception, InputFormatError)
+    assert str(res.exception).startswith(f"{p}:21: language 'id20' makes 21 distinct language codes, more than "
+                                         "the 20") and "--lang-field" in str(res.exception)
