@@ -161,6 +161,12 @@ class AuditConfig(CorpusSpec):
     html: bool = True
     threads: int = 0  # encoder threads for trie tokenizers (0 = the tokenizer's default)
 
+    def __post_init__(self) -> None:
+        from rwkv_data.config_checks import check_audit  # noqa: PLC0415
+
+        super().__post_init__()  # the corpus spec's checks
+        check_audit(self)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:

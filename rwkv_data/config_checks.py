@@ -130,3 +130,15 @@ def check_eval(cfg: Any) -> None:
     check_int(cfg, "seed", 0, MAX_SEED)
     check_device(cfg)
     check_choice(cfg, "precision", PRECISIONS)
+
+
+def check_audit(cfg: Any) -> None:
+    """Ranges of :class:`rwkv_data.config.AuditConfig`."""
+    check_int(cfg, "max_bytes_per_lang", 0, 2**62, meaning=" (0 = all)")
+    check_int(cfg, "bootstrap", 0, 1_000_000, meaning=" (0 = no intervals)")
+    check_float(cfg, "confidence", 0.0, 1.0, lo_open=True, hi_open=True)
+    check_int(cfg, "seed", 0, MAX_SEED)
+    check_float(cfg, "alpha", 0.0, 1e3, meaning=" (the Renyi order; 1 = Shannon)")
+    check_int(cfg, "vocab_size", 0, 2**32, meaning=" (0 = each tokenizer's size)")
+    check_int(cfg, "threads", 0, 1024, meaning=" (0 = the tokenizer's default)")
+    check_choice(cfg, "layout", ("auto", "parallel", "mono"))

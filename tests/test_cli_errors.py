@@ -67,6 +67,9 @@ CASES = [  # (argv with {placeholders}, exit code)
     (["inspect", "{dir}/P"], 1),
     (["audit", "{missing}"], 1),
     (["audit", "{garbage_jsonl}", "-t", "{missing}"], 1),
+    *[(["audit", "{garbage_jsonl}", *opt], 1) for opt in (
+        ["--confidence", "1.5"], ["--bootstrap", "-1"], ["--alpha", "nan"], ["--alpha", "-1"], ["--seed", "-1"],
+        ["--max-bytes-per-lang", "-1"], ["--threads", "100000"], ["--vocab-size", "-1"])],
     (["run", "{garbage_toml}"], 1),
     *[([cmd, *pre, f], 1) for f in ("{fifo_toml}", "{zero_toml}", "{deep_toml}")
       for cmd, pre in (("run", []), ("compare", []), ("train", ["--config"]), ("shard", ["x.jsonl", "--config"]))],
