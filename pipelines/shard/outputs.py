@@ -52,16 +52,18 @@ _HELD: list[int] = []  # lock descriptors of this process (pool workers close th
 
 
 class JobLock:
-    """Exclusive, non-blocking ``flock`` on each of ``paths`` for the life of a job (a context manager)."""
+    """Exclusive, non-blocking ``flock`` on each of ``paths`` for the life of a job (a context manager).
 
-    def __init__(self, paths: list[Path], output: str) -> None:
-        self.paths, self.output = paths, output
+    ``job`` and ``choose`` word the error a second job gets (``shard``; ``-o / --work-dir``)."""
+
+    def __init__(self, paths: list[Path], output: str, job: str = "shard", choose: str = "-o / --work-dir") -> None:
+        self.paths, self.output, self.job, self.choose = paths, output, job, choose
         self.fds: list[tuple[Path, int]] = []
 
     def __enter__(self) -> JobLock:
         try:
             for p in self.paths:
-                self.fds.append((p, _lock_one(p, self.output)))
+                self.fds.append((p, _lock_one(p, self.output, self.job, self.choose)))
         except BaseException:
             self.release()
             raise
@@ -84,7 +86,7 @@ class JobLock:
 LOCK_RETRIES = 50  # a lock file that keeps vanishing: the folder cannot hold files
 
 
-def _lock_one(path: Path, output: str) -> int:
+def _lock_one(path: Path, output: str, job: str, choose: str) -> int:
     import fcntl
 
     deadline = time.monotonic() + STALE_LOCK_WAIT_S
@@ -98,7 +100,7 @@ def _lock_one(path: Path, output: str) -> int:
             if vanished < LOCK_RETRIES:
                 continue
             raise ConfigError(f"{output}: cannot create the lock file {path} ({exc.strerror}): the folder does not "
-                              "hold files (a /proc or /sys path?); choose another -o / --work-dir") from None
+                              f"hold files (a /proc or /sys path?); choose another {choose}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -108,8 +110,8 @@ def _lock_one(path: Path, output: str) -> int:
                 time.sleep(0.05)  # the holder is dead: its children are dying and will drop the lock
                 continue
             who = f" (pid {holder})" if holder is not None else ""
-            raise ConfigError(f"{output}: another rwkv-data shard job{who} is already running on this output "
-                              f"({path} is locked); wait for it to finish, or choose another -o / --work-dir") from None
+            raise ConfigError(f"{output}: another rwkv-data {job} job{who} is already running on this output "
+                              f"({path} is locked); wait for it to finish, or choose another {choose}") from None
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:

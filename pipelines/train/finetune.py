@@ -197,6 +197,12 @@ def run(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     """Fine-tune ``cfg.init`` on ``cfg.data`` (+ replay); returns the stats also written to stats.json."""
     if not cfg.data:
         raise ConfigError("finetune needs --data PREFIX (binidx shards of the target data)")
+    with modelio.job_lock(modelio.output_dir(cfg.out_dir), "finetune"):
+        return _run(cfg, progress)
+
+
+def _run(cfg: FinetuneConfig, progress: bool) -> dict[str, Any]:
+    """:func:`run` inside the output folder's lock."""
     out_dir = modelio.output_dir(cfg.out_dir)
     if cfg.resume:
         load_training_state(out_dir)  # a missing or damaged resume point fails here, before any loading

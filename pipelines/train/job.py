@@ -330,6 +330,12 @@ def run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """
     if not cfg.data:
         raise ConfigError("train needs --data PREFIX (a binidx prefix written by `rwkv-data shard`)")
+    with modelio.job_lock(modelio.output_dir(cfg.out_dir), "train"):
+        return _run(cfg, progress)
+
+
+def _run(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
+    """:func:`run` inside the output folder's lock."""
     out_dir = modelio.output_dir(cfg.out_dir)
     if cfg.resume:
         load_training_state(out_dir)  # a missing or damaged resume point fails here, before any loading

@@ -8,9 +8,10 @@ config next to it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,25 @@ def output_dir(path: str | Path) -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"--out-dir {out}: not writable")
     return out
+
+
+LOCK_NAME = ".rwkv-data.lock"
+
+
+@contextlib.contextmanager
+def job_lock(out_dir: Path, job: str) -> Iterator[None]:
+    """Hold ``out_dir``'s lock for the job's life, so that a second train/finetune on the same folder fails at once
+    instead of interleaving its checkpoints and log with the first's. Under torchrun only rank 0 takes it (every
+    rank shares the folder; rank 0 alone writes there)."""
+    from rwkv_data.pipelines.shard.outputs import JobLock
+    from rwkv_data.pipelines.train.distributed import launch_info
+
+    info = launch_info()
+    if info is not None and info.rank != 0:
+        yield
+        return
+    with JobLock([out_dir / LOCK_NAME], f"--out-dir {out_dir}", job=job, choose="--out-dir"):
+        yield
 
 
 def memory_bytes(device: str | torch.device = "cpu") -> int:

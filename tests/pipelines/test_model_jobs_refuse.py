@@ -293,3 +293,19 @@ def test_written_files_follow_the_umask(w: dict[str, Path], capsys: pytest.Captu
             "eval.json", "eval.csv"} <= {p.name for p in files}
     for p in files:
         assert p.stat().st_mode & 0o777 == 0o666 & ~mask, (p.name, oct(p.stat().st_mode))
+
+
+@pytest.mark.parametrize("job", ["train", "finetune"])
+def test_a_second_job_on_the_same_out_dir_is_refused(w: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                                     job: str) -> None:
+    """Two jobs on one --out-dir interleaved their checkpoints and train_log.jsonl and both exited 0."""
+    out = w["root"] / f"o-locked-{job}"
+    out.mkdir()
+    init = ["--init", w["m.pth"]] if job == "finetune" else []
+    with modelio.job_lock(out, job):  # the first job, still running
+        refused([job, "--data", w["P"], *TINY, *init, "--max-steps", "1", "--out-dir", out], capsys,
+                f"another rwkv-data {job} job", "--out-dir")
+    assert not (out / "config.json").exists()
+    code, err = cli([job, "--data", w["P"], *TINY, *init, "--max-steps", "1", "--out-dir", out], capsys)
+    assert code == 0, err  # once the first has finished
+    assert not (out / modelio.LOCK_NAME).exists()
