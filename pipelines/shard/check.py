@@ -51,7 +51,7 @@ def _sha256(path: Path) -> str:
 
 
 def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None, require_meta: bool = True,
-           _sibling_data: bool = True) -> dict[str, Any]:
+           _sibling_data: bool = True, quick: bool = False) -> dict[str, Any]:
     """Check a shard against the MMIDIDX v1 rules and every field of its meta.json; ``ok`` is False when any
     check fails (docs/shard-format.md section 5 lists the checks).
 
@@ -60,6 +60,10 @@ def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None, requir
             training prefix the validation split ``P_val`` named by its meta is verified too (checks ``val.*``).
         vocab_size: ids must be below it (default: the tokenizer's vocab_size in meta.json).
         require_meta: False for a binidx not written by rwkv-data: only the structure is checked.
+        quick: what the model jobs check before they start: the header, sizes, pointers, doc_idx, EOS (and with
+            ``require_meta`` the meta and the language array) against each other, without a pass over every token
+            or byte (no hashes, no ``eos_inside``/``max_id``: the jobs scan the ids themselves) and without the
+            sibling split's data; without ``require_meta`` a meta.json is not read.
     """
     failures: list[dict[str, str]] = []
     passed: list[str] = []
@@ -74,7 +78,7 @@ def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None, requir
     report: dict[str, Any] = {"prefix": str(prefix), "failures": failures, "passed": passed, "not_checked": skipped}
     meta_path = Path(f"{prefix}.meta.json")
     meta: dict[str, Any] | None = None
-    if require_meta or meta_path.exists():
+    if require_meta or (meta_path.exists() and not quick):
         meta, why = read_meta(meta_path)
         problems = [why] if meta is None else schema_problems(meta, SCHEMA)
         if check("meta", not problems, f"{meta_path}: " + "; ".join(p.removeprefix(f"{meta_path}: ")
@@ -107,14 +111,17 @@ def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None, requir
                                     f"{header.idx_bytes()} ({'truncated' if short else 'trailing bytes'})"):
         r = BinidxReader(prefix)
         facts.update(items=len(r), tokens=r.num_tokens)
-        _structure(r, bin_path, vocab_size, check)
+        _structure(r, bin_path, vocab_size, check, quick)
         if meta is not None:
-            _lang_array(r, meta, facts, check)
+            _lang_array(r, meta, facts, check, quick)
     else:
         skipped += structural[0 if header is None else 1:]
     if meta is not None:
-        check("sha256_bin", _sha256(bin_path) == meta["sha256"]["bin"], f"{bin_path} sha256 differs from meta.json")
-        check("sha256_idx", _sha256(idx_path) == meta["sha256"]["idx"], f"{idx_path} sha256 differs from meta.json")
+        if not quick:
+            check("sha256_bin", _sha256(bin_path) == meta["sha256"]["bin"],
+                  f"{bin_path} sha256 differs from meta.json")
+            check("sha256_idx", _sha256(idx_path) == meta["sha256"]["idx"],
+                  f"{idx_path} sha256 differs from meta.json")
         other, sib = sibling_meta(prefix, meta)
         try:
             meta_checks(meta, prefix, facts, sib, check)
@@ -123,7 +130,7 @@ def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None, requir
         if other is not None and sib is None:
             check("sibling", False, f"{other}.meta.json: missing or not a valid meta of this tool (the train and "
                   "val splits are written together)")
-        if meta["split"] == "train" and other is not None and _sibling_data:
+        if meta["split"] == "train" and other is not None and _sibling_data and not quick:
             val = verify(other, vocab_size, True, _sibling_data=False)
             failures += [{"check": f"val.{f['check']}", "message": f["message"]} for f in val["failures"]]
             passed += [f"val.{p}" for p in val["passed"]]
@@ -136,7 +143,7 @@ def verify(prefix: str | os.PathLike[str], vocab_size: int | None = None, requir
     return report
 
 
-def _lang_array(r: BinidxReader, meta: dict[str, Any], facts: dict[str, Any], check: Any) -> None:
+def _lang_array(r: BinidxReader, meta: dict[str, Any], facts: dict[str, Any], check: Any, quick: bool) -> None:
     """``P.lang.npy``: present when meta names it, one uint16 language index per item, its hash, and the
     per-language documents / tokens it implies (facts ``lang_counts``)."""
     name = meta["files"]["lang"]
@@ -148,7 +155,7 @@ def _lang_array(r: BinidxReader, meta: dict[str, Any], facts: dict[str, Any], ch
         return
     facts["lang_bytes"] = lang_file.stat().st_size
     want = meta["sha256"].get("lang")
-    if want is not None:
+    if want is not None and not quick:
         check("sha256_lang", _sha256(lang_file) == want, f"{lang_file} sha256 differs from meta.json")
     try:
         arr = np.load(lang_file, mmap_mode="r", allow_pickle=False)
@@ -174,7 +181,7 @@ def _lang_array(r: BinidxReader, meta: dict[str, Any], facts: dict[str, Any], ch
         facts["lang_counts"] = (docs, toks.round().astype(np.int64))
 
 
-def _structure(r: BinidxReader, bin_path: Path, vocab_size: int | None, check: Any) -> None:
+def _structure(r: BinidxReader, bin_path: Path, vocab_size: int | None, check: Any, quick: bool) -> None:
     item = r.dtype.itemsize
     n_tok, n = r.num_tokens, len(r)
     total, bad_ptr, bad_eos, carry, end_zeros = 0, -1, 0, 0, 0
@@ -200,6 +207,8 @@ def _structure(r: BinidxReader, bin_path: Path, vocab_size: int | None, check: A
     check("doc_idx", d[0].tolist() == [0] and d[1].tolist() == [n] and steps_ok,
           f"doc_idx must rise from 0 to {n}: starts {d[0].tolist()}, ends {d[1].tolist()}")
     check("eos", bad_eos == 0, f"{bad_eos} item(s) do not end in the EOS token 0")
+    if quick:
+        return
     zeros, top = 0, -1
     for start in range(0, n_tok, CHUNK_TOKENS):
         chunk = np.asarray(r.tokens[start:start + CHUNK_TOKENS])

@@ -11,14 +11,16 @@ nothing to the tokenizer users will pair it with. So a mismatch is refused, nami
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rwkv_data.errors import CheckpointError, ConfigError
-from rwkv_data.pipelines.shard.meta import describe_recorded, read_shard_meta, recorded_tokenizer
+from rwkv_data.config import short_repr
+from rwkv_data.errors import CheckpointError, ConfigError, ShardFormatError
+from rwkv_data.pipelines.shard.meta import FORMAT, describe_recorded, read_shard_meta, recorded_tokenizer
 from rwkv_data.tokenizer.resolve import load_trie
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,15 @@ def load_tokenizer(vocab: str) -> Any:
     return load_trie(vocab or "world")
 
 
+_SOUND: set[tuple[str, tuple[int, ...]]] = set()  # (prefix, sizes and times of its files) found sound already
+
+
 def require_shard(prefix: str | Path) -> None:
-    """ConfigError when ``prefix`` names no shard (neither ``P.bin`` nor ``P.idx``), with the likely fix."""
+    """ConfigError when ``prefix`` names no shard (neither ``P.bin`` nor ``P.idx``), with the likely fix;
+    ShardFormatError when its files contradict each other (``verify(quick=True)``: a truncated ``.bin``, edited
+    sizes or pointers, a damaged language array or meta), before a model job reads it."""
     if Path(f"{prefix}.bin").is_file() or Path(f"{prefix}.idx").is_file():
+        _require_sound(prefix)
         return
     text = str(prefix)
     hint = "pass the prefix P given to `rwkv-data shard -o P`"
@@ -42,6 +50,37 @@ def require_shard(prefix: str | Path) -> None:
         if text.endswith(ext) and Path(text[: -len(ext)] + ".bin").is_file():
             hint = f"pass the prefix without {ext}: {text[: -len(ext)]}"
     raise ConfigError(f"{prefix}: no shard there ({prefix}.bin and {prefix}.idx are missing); {hint}")
+
+
+def _require_sound(prefix: str | Path) -> None:
+    from rwkv_data.pipelines.shard.check import verify  # noqa: PLC0415
+
+    stamp = []
+    for ext in (".bin", ".idx", ".meta.json", ".lang.npy"):
+        try:
+            st = os.stat(f"{prefix}{ext}")
+            stamp += [st.st_size, st.st_mtime_ns, st.st_ino]
+        except OSError:
+            stamp.append(-1)
+    key = (str(prefix), tuple(stamp))
+    if key in _SOUND:
+        return
+    meta = read_shard_meta(prefix)  # ConfigError when unreadable
+    full = meta is not None and meta.get("format") == FORMAT  # a meta of this tool: checked field by field
+    if meta is not None and not full:  # another tool's or an older one: the fields the jobs read
+        tok, langs = meta.get("tokenizer"), meta.get("languages")
+        if (tok is not None and not isinstance(tok, dict)) or (langs is not None and not (
+                isinstance(langs, list) and all(isinstance(x, str) for x in langs))):
+            raise ShardFormatError(f"{prefix}.meta.json: 'tokenizer' must be an object and 'languages' a list of "
+                                   f"strings, got {short_repr(tok)} and {short_repr(langs)}; write the shard again "
+                                   "with `rwkv-data shard`")
+    report = verify(prefix, require_meta=full, quick=True)
+    if not report["ok"]:
+        first = report["failures"][0]
+        names = ", ".join(f["check"] for f in report["failures"])
+        raise ShardFormatError(f"{prefix}: a damaged shard (failed {names}): {first['message']}; `rwkv-data verify "
+                               f"{prefix}` lists every problem; write it again with `rwkv-data shard`")
+    _SOUND.add(key)
 
 
 def shard_tokenizer_meta(prefix: str | Path) -> dict[str, Any] | None:

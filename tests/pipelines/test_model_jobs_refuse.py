@@ -14,6 +14,7 @@ import math
 import os
 import pickle
 import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,41 @@ def test_a_second_job_on_the_same_out_dir_is_refused(w: dict[str, Path], capsys:
     code, err = cli([job, "--data", w["P"], *TINY, *init, "--max-steps", "1", "--out-dir", out], capsys)
     assert code == 0, err  # once the first has finished
     assert not (out / modelio.LOCK_NAME).exists()
+
+
+# ---- a damaged shard is refused before training or evaluation ------------------------------------------------
+
+
+def _idx_edit(path: Path, offset: int, fmt: str, value: int) -> None:
+    raw = bytearray(path.read_bytes())
+    struct.pack_into(fmt, raw, offset, value)
+    path.write_bytes(bytes(raw))
+
+
+def _n_items(p: Path) -> int:
+    return struct.unpack_from("<Q", Path(f"{p}.idx").read_bytes(), 18)[0]
+
+
+DAMAGE = {  # each once trained or evaluated to exit 0 (or an IndexError) on the damaged data
+    "bin-truncated": lambda p: Path(f"{p}.bin").write_bytes(Path(f"{p}.bin").read_bytes()[:-100]),
+    "bin-one-byte-more": lambda p: Path(f"{p}.bin").write_bytes(Path(f"{p}.bin").read_bytes() + b"\x05"),
+    "idx-size-negative": lambda p: _idx_edit(Path(f"{p}.idx"), 34, "<i", -7),
+    "idx-pointer-huge": lambda p: _idx_edit(Path(f"{p}.idx"), 34 + 4 * _n_items(p), "<q", 1 << 62),
+    "idx-dtype-int8": lambda p: _idx_edit(Path(f"{p}.idx"), 17, "<B", 2),
+    "meta-tokenizer-a-string": lambda p: Path(f"{p}.meta.json").write_text(
+        json.dumps({**json.loads(Path(f"{p}.meta.json").read_text()), "tokenizer": "x"})),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+@pytest.mark.parametrize("job", ["train", "evaluate"])
+def test_a_damaged_shard_is_refused(w: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    case: str, job: str) -> None:
+    src = w["P"] if job == "train" else w["P_val"]
+    for ext in ("bin", "idx", "lang.npy", "meta.json"):
+        shutil.copy(f"{src}.{ext}", tmp_path / f"D.{ext}")
+    DAMAGE[case](tmp_path / "D")
+    args = ["train", "--data", tmp_path / "D", *TINY, "--max-steps", "2"] if job == "train" else [
+        "evaluate", "--checkpoint", w["m.pth"], "--data", tmp_path / "D", "--device", "cpu"]
+    refused([*args, "--out-dir", tmp_path / "out"], capsys, str(tmp_path / "D"))
+    assert not (tmp_path / "out" / "rwkv-final.pth").exists() and not (tmp_path / "out" / "eval.json").exists()
