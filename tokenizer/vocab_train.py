@@ -6,8 +6,8 @@ The method (docs/vocab.md):
    into paragraph chunks, a held-out slice per language is set aside, and each language gets a character budget
    by UniMax or temperature sampling, capped per language and at ``max_epochs`` repetitions.
 2. **Candidates** (:func:`~rwkv_data.tokenizer.vocab_candidates.candidate_pool`): HF ``tokenizers`` byte-level BPE
-   (and optionally Unigram) trained on the sample with the mark-aware pre-tokenizer, plus n-gram counts; only
-   whole-character (valid UTF-8) strings.
+   (and optionally Unigram) trained on the sample with the mark-aware pre-tokenizer, plus n-gram counts and
+   superwords (runs of 2-3 pre-tokens such as ``" of the"``); only whole-character (valid UTF-8) strings.
 3. **Character completeness** (:func:`~rwkv_data.tokenizer.vocab_chars.required_chars`): every character above a
    frequency floor in its script gets its own token, so no script falls back to raw bytes; and the **coverage
    floor** (:func:`~rwkv_data.tokenizer.vocab_coverage.coverage_floor`): World's characters, the letters and
