@@ -18,6 +18,7 @@ PRECISIONS = ("fp32", "bf16")
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 TRAINABLE_RE = re.compile(r"all|embeddings|last:[1-9]\d*")
 MAX_SEED = 2**63 - 1
+MAX_BOOTSTRAP = 1_000_000  # resamples: intervals settle long before; more only costs time
 FLOAT_CEILING = 1e30  # optimiser numbers become float32 tensors (max ~3.4e38): larger ones overflow in torch
 
 
@@ -125,7 +126,7 @@ def check_eval(cfg: Any) -> None:
     check_int(cfg, "ctx_len", 1)
     check_int(cfg, "batch_size", 1)
     check_int(cfg, "max_docs", 0, meaning=" (0 = all)")
-    check_int(cfg, "bootstrap", 0, meaning=" (0 = no intervals)")
+    check_int(cfg, "bootstrap", 0, MAX_BOOTSTRAP, meaning=" (0 = no intervals)")
     check_float(cfg, "confidence", 0.0, 1.0, lo_open=True, hi_open=True)
     check_int(cfg, "seed", 0, MAX_SEED)
     check_device(cfg)
@@ -135,7 +136,7 @@ def check_eval(cfg: Any) -> None:
 def check_audit(cfg: Any) -> None:
     """Ranges of :class:`rwkv_data.config.AuditConfig`."""
     check_int(cfg, "max_bytes_per_lang", 0, 2**62, meaning=" (0 = all)")
-    check_int(cfg, "bootstrap", 0, 1_000_000, meaning=" (0 = no intervals)")
+    check_int(cfg, "bootstrap", 0, MAX_BOOTSTRAP, meaning=" (0 = no intervals)")
     check_float(cfg, "confidence", 0.0, 1.0, lo_open=True, hi_open=True)
     check_int(cfg, "seed", 0, MAX_SEED)
     check_float(cfg, "alpha", 0.0, 1e3, meaning=" (the Renyi order; 1 = Shannon)")

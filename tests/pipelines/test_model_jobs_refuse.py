@@ -234,6 +234,7 @@ BAD_OPTIONS = [
     ("finetune", "--grad-accum", "1000000000"),
     *[("evaluate", "--confidence", v) for v in ("0", "1", "1.5", "-0.5", "nan", "inf")],
     *[("evaluate", f, "-1") for f in ("--bootstrap", "--max-docs", "--seed")],
+    ("evaluate", "--bootstrap", "99999999999999999999"),
     *[("evaluate", f, "0") for f in ("--ctx-len", "--batch-size")],
     ("finetune", "--replay-share", "1.0"), ("finetune", "--replay-share", "-0.1"),
     ("finetune", "--replay-share", "nan"), ("finetune", "--lora-rank", "-1"), ("finetune", "--lora-alpha", "0"),
