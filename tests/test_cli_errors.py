@@ -62,6 +62,7 @@ CASES = [  # (argv with {placeholders}, exit code)
         ["--max-record-bytes", "9" * 20], ["--lang", "../x"], ["--lang", "a\nb"], ["--val-fraction", "nan"])],
     (["shard", "{empty_txt}", "--lang-budget", "en=1e400"], 2),
     (["shard", "", "-o", "{dir}/s4"], 1),
+    (["shard", "{empty_txt}", "-o", "/dev/null"], 1),  # wrote /dev/null.bin, /dev/null.idx, ... into /dev
     (["shard", "verify", "{dir}/P"], 1),
     (["verify", "{dir}/nothing"], 1),
     (["inspect", "{dir}/P"], 1),

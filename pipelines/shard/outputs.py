@@ -177,6 +177,9 @@ def check_output(output: str) -> None:
         name = folder.rstrip("/") + "/NAME"
         raise ConfigError(f"-o {output!r} names a folder, but the output is a prefix: give -o {name} to write "
                           "NAME.bin, NAME.idx, NAME.meta.json, NAME_val.* inside it")
+    if os.path.exists(output) and not os.path.isfile(output):  # /dev/null, a FIFO: P.bin would land beside it
+        raise ConfigError(f"-o {output!r} names a device or other special file, but the output is a prefix of "
+                          "files (P.bin, P.idx, ...); give -o FOLDER/NAME")
     parent = Path(output).parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
