@@ -78,6 +78,8 @@ def connect(ray: Any, cfg: ShardConfig) -> bool:
     """
     if ray.is_initialized():
         return False
+    if cfg.ray_address:
+        _reachable(cfg.ray_address)
     try:
         if cfg.ray_address:
             ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=True)
@@ -155,3 +157,21 @@ def _result(ray: Any, ref: Any) -> dict[str, Any]:
         if isinstance(exc.cause, RwkvDataError):
             raise exc.cause from exc
         raise
+
+
+REACH_TIMEOUT_S = 5.0
+
+
+def _reachable(address: str) -> None:
+    """ConfigError within seconds when ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) takes no connection:
+    ``ray.init`` would retry for a minute or more before failing."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or address == "auto":
+        return  # "auto" or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=REACH_TIMEOUT_S).close()
+    except (OSError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"cannot connect to the Ray cluster at --ray-address {address!r} ({exc}); start one "
+                          "with `ray start --head`, or leave --ray-address out for a local instance") from None

@@ -109,3 +109,26 @@ def test_missing_ray_names_the_extra(setup, tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(DependencyMissing, match=r"pip install 'rwkv-data\[ray\]'"):
         run(_cfg(inputs, tmp_path / "P", vocab, executor="ray"))
     assert not (tmp_path / "P.work").exists(), "checked before any work"
+
+
+def test_an_unreachable_ray_address_fails_in_seconds(setup, tmp_path: Path) -> None:
+    """ray.init retried a closed port for over a minute; the address is tried first."""
+    import time
+
+    from rwkv_data.errors import ConfigError
+    from rwkv_data.pipelines.shard.ray_executor import connect
+
+    class NotInitialised:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**kw: object) -> None:
+            raise AssertionError("ray.init must not be reached")
+
+    inputs, vocab, _ = setup
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"cannot connect to the Ray cluster at --ray-address '127.0.0.1:1'"):
+        connect(NotInitialised, _cfg(inputs, tmp_path / "P", vocab, executor="ray", ray_address="127.0.0.1:1"))
+    assert time.monotonic() - t0 < 10
