@@ -122,10 +122,15 @@ def script_chars(script: str, near: Iterable[str] = (), limit: int = 0) -> list[
         for cp in range(blk << 7, (blk + 1) << 7):
             if _is_of(cp, script) and add(cp):
                 return []
+    walked: set[int] = set()  # code points whose run has been walked (each run once: Han's is 20k long)
     for cp0 in sorted({ord(c) for c in near if char_script(c) == script}):
+        if cp0 in walked:
+            continue
+        walked.add(cp0)
         for step in (1, -1):
             cp = cp0 + step
             while 0 <= cp <= 0x10FFFF and _is_of(cp, script):
+                walked.add(cp)
                 if cp not in found and add(cp):
                     return []
                 cp += step

@@ -119,6 +119,22 @@ def test_script_closure_crosses_block_edges_and_skips_symbols() -> None:
     assert script_chars("Hang", ["한"], 400) == [] and len(script_chars("Hang", ["한"])) == 11172  # over the limit
 
 
+def test_script_closure_walks_each_run_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rwkv_data.tokenizer import scripts
+
+    calls = 0
+    orig = scripts._is_of
+
+    def counted(cp: int, script: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return orig(cp, script)
+
+    monkeypatch.setattr(scripts, "_is_of", counted)
+    han = script_chars("Hani", [chr(0x4E00 + k) for k in range(0, 20000, 3)])  # no limit (script_closure = 0)
+    assert len(han) > 20000 and calls < 100_000  # walking the 20k-long run from each of 6,667 chars: 10^8 calls
+
+
 def test_uncovered_script_costs_no_more_than_in_world(covered: tuple[dict[int, bytes], dict],
                                                      world: Vocab) -> None:
     tok, wtok = TrieTokenizer(Vocab.from_tokens(covered[0])), TrieTokenizer(world)
