@@ -9,6 +9,7 @@ ranges. :func:`to_dict` turns a config back into JSON-ready values.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import stat
 import tomllib
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from rwkv_data.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -157,6 +160,12 @@ def load_toml(cls: type[T], path: str | Path | None, section: str | None = None,
             data = raw[section]
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: [{section}] must be a table of settings, not {_shown(data)}")
+            names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+            ignored = sorted(k for k, v in raw.items() if k in names and k not in data and not isinstance(v, dict))
+            if ignored:  # e.g. run.toml's own keys: not an error, but never silently dropped
+                log.warning("%s: top-level %s ignored by this command: it reads the [%s] table (move %s into "
+                            "[%s] to use %s)", path, ", ".join(ignored), section, "them" if len(ignored) > 1 else
+                            "it", section, "them" if len(ignored) > 1 else "it")
         else:
             data = raw
     values = check_values(cls, data, where_of(path, used))

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - a source tree without the built extens
 
 
 HAVE_SCANNER = _scan is not None
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _lines(path: str, opts: ReadOptions, sink: Sink) -> Iterator[tuple[int, bytes | Oversize | None]]:
@@ -58,6 +59,8 @@ def iter_jsonl(path: str, opts: ReadOptions, sink: Sink) -> Iterator[Document]:
 
 def _jsonl_record(raw: bytes, n: int, path: str, opts: ReadOptions, sink: Sink) -> Document | None:
     """The general parser of one JSON line (``n``: its 1-based number): a Document, or None (counted/raised)."""
+    if raw.startswith(UTF8_BOM):  # a byte order mark written by an editor (or files joined): not JSON, not text
+        raw = raw[len(UTF8_BOM):]
     if not raw or raw.isspace():
         sink.skip("blank_line", f"{path}:{n}: blank line")
         return None

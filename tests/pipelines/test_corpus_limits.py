@@ -180,3 +180,26 @@ def test_a_language_per_record_is_refused_at_the_limit(tmp_path: Path, command: 
     assert res.exit_code == 1 and isinstance(res.exception, InputFormatError)
     assert str(res.exception).startswith(f"{p}:21: language 'id20' makes 21 distinct language codes, more than "
                                          "the 20") and "--lang-field" in str(res.exception)
+
+
+def test_a_byte_order_mark_before_a_json_line_is_not_part_of_the_record(tmp_path: Path) -> None:
+    """Editors on Windows start a file with a BOM, and joined files carry one mid-file."""
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b'\xef\xbb\xbf{"text": "first", "lang": "en"}\n{"text": "second", "lang": "en"}\n'
+                  b'\xef\xbb\xbf{"text": "third", "lang": "fr"}\n')
+    assert [(d.text, d.line) for d in iter_documents(p)] == [("first", 1), ("second", 2), ("third", 3)]
+    opts = ReadOptions()
+    stats = ReadStats()
+    batches = [b for u in expand_inputs([p], opts) for b in iter_unit_batches(u, opts, stats)]
+    assert [d for b in batches for d in b.datas] == [b"first", b"second", b"third"] and not stats.skipped
+
+
+def test_top_level_keys_beside_the_commands_table_are_reported(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from rwkv_data.config import AuditConfig, load_toml
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('confidence = 0.5\nout_dir = "elsewhere"\n[audit]\nout_dir = "here"\n', encoding="utf-8")
+    got = load_toml(AuditConfig, cfg, "audit")
+    assert got.out_dir == "here" and got.confidence == AuditConfig().confidence
+    assert "top-level confidence ignored by this command: it reads the [audit] table" in caplog.text
