@@ -37,7 +37,7 @@ def test_lone_surrogate_escape_and_bom(tmp_path: Path, json_path: str) -> None:
     p = tmp_path / "s.jsonl"
     p.write_bytes(b'{"text": "ok \\u00e9"}\n{"text": "x\\ud800y"}\n\xef\xbb\xbf{"text": "bom"}\n')
     stats = ReadStats()
-    assert _texts(p, on_error="skip", stats=stats) == [("ok \u00e9", "und"), ("bom", "und")]  # a BOM is not the record's
+    assert _texts(p, on_error="skip", stats=stats) == [("ok \u00e9", "und"), ("bom", "und")]  # BOM: not the record
     assert stats.skipped == Counter({"invalid_utf8": 1})
 
 
