@@ -2,11 +2,12 @@
 decoded piece by piece, split into blocks of whole lines no longer than a record limit; and the optional
 orjson fast path for JSON lines.
 
-Memory: the decoders are fed a bounded piece of compressed bytes per call, and one call can expand a piece at
-most 32768-fold for zstd (a 4-byte RLE block holds 128 KiB; pieces of :data:`ZSTD_PIECE`) and 1032-fold for
-deflate (pieces of :data:`GZIP_PIECE`), so a compression bomb gives at most 64 MiB per call; decoded bytes are
-handed on in :data:`CHUNK` slices. :func:`line_blocks` keeps at
-most one unfinished line, and drops (without buffering) a line longer than the record limit.
+Memory: the decoders are fed a bounded piece of compressed bytes per call. For zstd the frame and block headers
+are read ahead (:class:`_ZstdWalk`), so a piece holds at most WALK_BLOCKS blocks of at most 128 KiB of output
+each (about 1 MiB per call, in pieces of a few hundred KB for text); where the headers cannot be read ahead
+(damage), pieces of :data:`ZSTD_PIECE` bytes bound a call to 64 MiB (a 4-byte RLE block holds 128 KiB). For
+deflate, pieces of :data:`GZIP_PIECE` expand at most 1032-fold (64 MiB). :func:`line_blocks` keeps at most one
+unfinished line, and drops (without buffering) a line longer than the record limit.
 
 Damage: every byte decoded before a corrupt or truncated spot is delivered before :class:`Corrupt` or
 :class:`Truncated` is raised, with the byte offset of the damage in the compressed file. A failing piece is
@@ -172,6 +173,64 @@ class _Feeder:
             self.restart = (self.pos, self._snapshot(), self.fed)
 
 
+WALK_BLOCKS = 8  # zstd: blocks per decoder call when their headers were read ahead (each at most 128 KiB of output)
+ZSTD_BLOCK_MAX = 128 << 10
+
+
+class _ZstdWalk:
+    """Reads zstd frame and block headers ahead of the decoder (``pread``, a few bytes per block), so that a
+    piece fed to it holds at most WALK_BLOCKS block headers: at most (WALK_BLOCKS + 1) x 128 KiB of output per
+    call, in pieces of hundreds of KB for ordinary text instead of ZSTD_PIECE. Anything it cannot parse
+    (damage, garbage, a truncated header) turns it off: from there on the pieces are ZSTD_PIECE and the decoder
+    finds and reports the damage."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.next, self.in_frame, self.checksum, self.ok = fd, 0, False, False, True
+
+    def piece(self, pos: int, avail: int) -> int:
+        """Bytes to feed from file offset ``pos`` (at most ``avail``)."""
+        end = pos + avail
+        blocks = 0
+        while self.ok and self.next < end and blocks < WALK_BLOCKS:
+            step = self._step()
+            if step is None:
+                self.ok = False
+            else:
+                blocks += step
+        if not self.ok:
+            return min(ZSTD_PIECE, avail)
+        return max(1, min(self.next, end) - pos)
+
+    def _step(self) -> int | None:
+        """Pass one header: 1 for a block, 0 for a frame header or skippable frame, None if it cannot."""
+        hdr = os.pread(self.fd, 18, self.next)
+        if self.in_frame:
+            if len(hdr) < 3:
+                return None
+            h = int.from_bytes(hdr[:3], "little")
+            kind, size = h >> 1 & 3, h >> 3
+            if kind == 3 or size > ZSTD_BLOCK_MAX:
+                return None
+            self.next += 3 + (1 if kind == 1 else size)
+            if h & 1:  # the frame's last block
+                self.in_frame = False
+                self.next += 4 if self.checksum else 0
+            return 1
+        if hdr[:4] == ZSTD_MAGIC and len(hdr) >= 6:
+            fhd = hdr[4]
+            if fhd & 0x08:  # reserved bit
+                return None
+            single = fhd >> 5 & 1
+            self.checksum = bool(fhd & 4)
+            self.next += 5 + (1 - single) + (0, 1, 2, 4)[fhd & 3] + (single, 2, 4, 8)[fhd >> 6]
+            self.in_frame = True
+            return 0
+        if len(hdr) >= 8 and hdr[0] & 0xF0 == 0x50 and hdr[1:4] == b"\x2a\x4d\x18":  # a skippable frame
+            self.next += 8 + int.from_bytes(hdr[4:8], "little")
+            return 0
+        return None
+
+
 def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
     head = f.read(4)
     f.seek(0)
@@ -182,6 +241,7 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
     size = 0
     pieces = 0
     every = max(1, CHECKPOINT_BYTES // codec.piece)
+    walk = _ZstdWalk(f.fileno()) if codec.name == "zstd" else None
     while True:
         try:
             block = f.read(CHUNK)  # read in large blocks, decoded a piece at a time (a view: no copies)
@@ -190,8 +250,11 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
         if not block:
             break
         view = memoryview(block)
-        for at in range(0, len(block), codec.piece):
-            raw = view[at:at + codec.piece]
+        at = 0
+        while at < len(block):
+            n = walk.piece(s.pos, len(block) - at) if walk is not None else codec.piece
+            raw = view[at:at + n]
+            at += n
             try:
                 o = s.feed(raw)
             except codec.errors as exc:
@@ -203,12 +266,15 @@ def _decoded(f: BinaryIO, path: str, codec: _Codec) -> Iterator[bytes]:
                                   f"not {codec.name} data (garbage appended to the file?)", frame_start) from exc
                 raise Corrupt(f"{path}: damaged {codec.name} data at byte {offset:,} of the file ({exc})",
                               offset) from exc
-            if len(o) > CHUNK:  # a highly compressed piece: hand it on in CHUNK slices
+            if len(o) >= CHUNK // 2:  # handed on as it is (a highly compressed piece: in CHUNK slices)
                 if out:
                     yield b"".join(out)
                     out, size = [], 0
-                for i in range(0, len(o), CHUNK):
-                    yield o[i:i + CHUNK]
+                if len(o) <= 2 * CHUNK:
+                    yield o
+                else:
+                    for i in range(0, len(o), CHUNK):
+                        yield o[i:i + CHUNK]
             elif o:
                 out.append(o)
                 size += len(o)
@@ -231,15 +297,19 @@ def _replay(f: BinaryIO, codec: _Codec, restart: tuple[int, Callable[[], Any], b
     """Decode again from ``restart`` (what was decoded before ``fail_pos`` is not yielded again), then the
     failing piece one byte at a time, yielding its output up to the damage; returns the damaged byte's offset
     and where its frame/member began."""
+    bad = _first_bad_piece(f, codec, restart, fail_pos, fail_end)
     offset, make, fed = restart
     s = _Feeder(codec, offset, make(), fed)
     f.seek(offset)
     try:
-        while s.pos < fail_pos:
-            piece = f.read(min(codec.piece, fail_pos - s.pos))
+        while s.pos < bad:  # silent up to fail_pos (already delivered), then the output up to the bad piece
+            piece = f.read(min(codec.piece, (fail_pos if s.pos < fail_pos else bad) - s.pos))
             if not piece:  # the file shrank under us
                 return fail_pos, -1
-            s.feed(piece)
+            out = s.feed(piece)
+            if out and s.pos > fail_pos:
+                yield out
+        fail_end = min(fail_end, bad + codec.piece)
         while s.pos < fail_end:
             byte = f.read(1)
             if not byte:
@@ -252,6 +322,27 @@ def _replay(f: BinaryIO, codec: _Codec, restart: tuple[int, Callable[[], Any], b
     except OSError:
         pass
     return fail_pos, -1
+
+
+def _first_bad_piece(f: BinaryIO, codec: _Codec, restart: tuple[int, Callable[[], Any], bool], fail_pos: int,
+                     fail_end: int) -> int:
+    """Where the ``codec.piece``-sized piece that fails begins, within a larger failing piece [fail_pos, fail_end)
+    (decoded again from ``restart``, silently); ``fail_pos`` when it cannot tell."""
+    offset, make, fed = restart
+    s = _Feeder(codec, offset, make(), fed)
+    f.seek(offset)
+    try:
+        while s.pos < fail_end:
+            piece = f.read(min(codec.piece, (fail_pos if s.pos < fail_pos else fail_end) - s.pos))
+            if not piece:
+                return fail_pos
+            start = s.pos
+            s.feed(piece)
+    except codec.errors:
+        return max(fail_pos, start)
+    except OSError:
+        pass
+    return fail_pos
 
 
 class Oversize(NamedTuple):
