@@ -85,6 +85,10 @@ def setup(cfg: C, environ: Mapping[str, str] | None = None) -> tuple[C, torch.de
     Without torchrun (or with one process) this only resolves the device and returns ``cfg`` unchanged.
     """
     info = launch_info(environ)
+    if info is None and (cfg.world_size > 1 or cfg.rank != 0):
+        raise ConfigError(f"--world-size {cfg.world_size} / --rank {cfg.rank} without torchrun: this one process would "
+                          "train one rank's share of the windows with no other rank to sync with; launch with "
+                          f"torchrun --nproc-per-node {max(cfg.world_size, 2)} (which sets them), or leave them out")
     if info is None or info.world_size == 1:
         return cfg, device_for(cfg.device, info)
     if cfg.world_size not in (1, info.world_size) or (cfg.world_size > 1 and cfg.rank != info.rank):

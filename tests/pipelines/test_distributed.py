@@ -96,3 +96,12 @@ def test_resume_with_another_global_batch_is_refused(tmp_path: Path) -> None:
     train.run(base, progress=False)
     with pytest.raises(ConfigError, match="64 tokens per step, this run takes 128"):
         train.run(dataclasses.replace(base, micro_bsz=4, max_steps=3, resume=True), progress=False)
+
+
+@pytest.mark.parametrize(("world_size", "rank"), [(2, 0), (4, 3), (2, 1)])
+def test_world_size_or_rank_without_torchrun_is_refused(world_size: int, rank: int) -> None:
+    """Without torchrun one process would train one rank's share of the windows alone (half the data for 2)."""
+    with pytest.raises(ConfigError, match="without torchrun: this one process would train one rank's share"):
+        distributed.setup(TrainConfig(device="cpu", world_size=world_size, rank=rank), environ={})
+    cfg, _ = distributed.setup(TrainConfig(device="cpu"), environ={})
+    assert (cfg.world_size, cfg.rank) == (1, 0)
