@@ -49,11 +49,10 @@ def short_repr(value: object, limit: int = 40) -> str:
     return r if len(r) <= limit else f"{r[:limit]}... ({len(r):,} characters)"
 
 
-MAX_THREADS = 1024
-
-
 def check_threads(threads: object) -> None:
     """ConfigError unless ``threads`` (torch CPU threads of run and compare) is an integer in [0, MAX_THREADS]."""
+    from rwkv_data.config_checks import MAX_THREADS  # noqa: PLC0415
+
     if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
         raise ConfigError(f"threads (--threads) must be an integer in [0, {MAX_THREADS}] (0 = torch's default), "
                           f"not {short_repr(threads)}")

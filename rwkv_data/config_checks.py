@@ -19,6 +19,7 @@ DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 TRAINABLE_RE = re.compile(r"all|embeddings|last:[1-9]\d*")
 MAX_SEED = 2**63 - 1
 MAX_BOOTSTRAP = 1_000_000  # resamples: intervals settle long before; more only costs time
+MAX_THREADS = 1024  # thread counts of any job (100,000 crashed torch / hung the trainer)
 FLOAT_CEILING = 1e30  # optimiser numbers become float32 tensors (max ~3.4e38): larger ones overflow in torch
 
 
@@ -141,5 +142,5 @@ def check_audit(cfg: Any) -> None:
     check_int(cfg, "seed", 0, MAX_SEED)
     check_float(cfg, "alpha", 0.0, 1e3, meaning=" (the Renyi order; 1 = Shannon)")
     check_int(cfg, "vocab_size", 0, 2**32, meaning=" (0 = each tokenizer's size)")
-    check_int(cfg, "threads", 0, 1024, meaning=" (0 = the tokenizer's default)")
+    check_int(cfg, "threads", 0, MAX_THREADS, meaning=" (0 = the tokenizer's default)")
     check_choice(cfg, "layout", ("auto", "parallel", "mono"))

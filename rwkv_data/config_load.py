@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import stat
 import tomllib
 import types
 from pathlib import Path
@@ -30,17 +28,13 @@ TOML_LIMIT = 16 << 20  # a config file is a few KB; a larger "config" is somethi
 def read_toml(path: str | Path) -> dict[str, Any]:
     """The table of TOML file ``path``; ConfigError naming the file when it cannot be read or parsed, is not a
     regular file (a FIFO or a device would block or never end) or is over TOML_LIMIT bytes."""
+    from rwkv_data.jsonfile import read_small
+
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path}: not a regular file; give a TOML config file")
-        if st.st_size > TOML_LIMIT:
-            raise ConfigError(f"{path}: {st.st_size:,} bytes, over the {TOML_LIMIT:,} a config file can have; is "
-                              "this the config?")
-        with open(path, "rb") as f:
-            raw = f.read(TOML_LIMIT + 1)
-        if len(raw) > TOML_LIMIT:
-            raise ConfigError(f"{path}: over the {TOML_LIMIT:,} bytes a config file can have; is this the config?")
+        try:
+            raw = read_small(path, TOML_LIMIT)
+        except ValueError as exc:  # a FIFO, a device, or far too large
+            raise ConfigError(f"{path}: {exc}; give a TOML config file") from None
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config file as UTF-8") from exc

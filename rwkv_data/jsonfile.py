@@ -17,11 +17,10 @@ from typing import Any
 SIDE_FILE_LIMIT = 64 << 20  # far above any meta or sidecar this tool writes (a shard meta of 65,536 languages: ~20 MB)
 
 
-def read_json(path: str | os.PathLike[str], limit: int = SIDE_FILE_LIMIT,
-              parse_constant: Callable[[str], Any] | None = None) -> Any:
-    """The parsed JSON of ``path``. ``OSError`` when it cannot be opened (``FileNotFoundError`` when missing);
-    ``ValueError`` saying why (without the path) when it is not a regular file, is over ``limit`` bytes, is not
-    UTF-8 or is not JSON."""
+def read_small(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a small file (a config or a side file). ``OSError`` when it cannot be opened; ``ValueError``
+    saying why (without the path) when it is not a regular file or is over ``limit`` bytes (checked on its size
+    before reading, and on what a read returns, for files whose size lies)."""
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise ValueError("not a regular file")
@@ -31,6 +30,15 @@ def read_json(path: str | os.PathLike[str], limit: int = SIDE_FILE_LIMIT,
         raw = f.read(limit + 1)
     if len(raw) > limit:
         raise ValueError(f"more than the {limit:,} bytes such a file can have")
+    return raw
+
+
+def read_json(path: str | os.PathLike[str], limit: int = SIDE_FILE_LIMIT,
+              parse_constant: Callable[[str], Any] | None = None) -> Any:
+    """The parsed JSON of ``path``. ``OSError`` when it cannot be opened (``FileNotFoundError`` when missing);
+    ``ValueError`` saying why (without the path) when it is not a regular file, is over ``limit`` bytes, is not
+    UTF-8 or is not JSON."""
+    raw = read_small(path, limit)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

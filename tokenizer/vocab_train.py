@@ -20,8 +20,7 @@ The method (docs/vocab.md):
 Everything is deterministic for a seed. The output keeps id 0 free, puts byte ``b`` at id ``b + 1`` (as World
 does) and sorts the remaining tokens by byte length, then bytes.
 
->>> from rwkv_data.tokenizer.vocab import MAX_TOKEN_ID
-from rwkv_data.tokenizer.vocab_settings import VocabSettings, range_problems
+>>> from rwkv_data.tokenizer.vocab_settings import VocabSettings
 >>> docs = [("the cat sat on the mat. " * 20, "en"), ("der Hund und die Katze. " * 20, "de")]
 >>> result = train_vocab(docs, VocabSettings(vocab_size=320, heldout_fraction=0.2, sample_chars=10_000))
 >>> len(result.tokens) <= 319 and result.tokens[1] == b"\\x00"

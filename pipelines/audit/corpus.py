@@ -151,7 +151,7 @@ def load_mono(paths: str | Path | Sequence[str | Path], langs: Sequence[str] = (
         if max_bytes_per_lang and size.get(doc.lang, 0) + n > max_bytes_per_lang and doc.lang in by_lang:
             continue
         if doc.lang not in by_lang and len(by_lang) >= MAX_LANGUAGES:
-            raise InputFormatError(too_many_languages(doc.location, doc.lang))
+            raise too_many_languages(f"{doc.location}: language {doc.lang!r}", len(by_lang) + 1, MAX_LANGUAGES)
         lt = by_lang.setdefault(doc.lang, LangText(doc.lang, doc.lang, "", doc.lang))
         lt.units.append(doc.text)
         size[doc.lang] = size.get(doc.lang, 0) + n

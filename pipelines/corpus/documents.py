@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rwkv_data.config import LANG_MAX_CHARS, MAX_LANGUAGES, MAX_RECORD_BYTES, is_language_code
+from rwkv_data.config import LANG_MAX_CHARS, MAX_RECORD_BYTES, is_language_code, short_repr
 from rwkv_data.errors import InputFormatError
 from rwkv_data.pipelines.corpus.streams import LineState, StreamError, Truncated
 
@@ -66,12 +66,15 @@ class ReadStats:
         for k, v in other.first_skip.items():
             self.first_skip.setdefault(k, v)
 
-    def report(self) -> dict[str, Any]:
-        """What was read and skipped, for a job's result and meta: ``records``, ``documents``, ``skipped``
-        (reason -> count) and ``skipped_examples`` (reason -> the first message: file and line, or byte offset)."""
-        return {"records": self.records, "documents": self.documents, "skipped": dict(sorted(self.skipped.items())),
+    def skips(self) -> dict[str, Any]:
+        """What was skipped, for a job's result and meta: ``skipped`` (reason -> count) and ``skipped_examples``
+        (reason -> the first message: file and line, or byte offset)."""
+        return {"skipped": dict(sorted(self.skipped.items())),
                 "skipped_examples": dict(sorted(self.first_skip.items()))}
 
+    def report(self) -> dict[str, Any]:
+        """:meth:`skips` with the ``records`` and ``documents`` read."""
+        return {"records": self.records, "documents": self.documents, **self.skips()}
 
 
 class Sink:
@@ -113,9 +116,8 @@ class Sink:
         if lang is MISSING or lang is None:
             lang = self.opts.lang or "und"
         elif not isinstance(lang, str) or not is_language_code(lang):
-            shown = repr(lang if not isinstance(lang, str) or len(lang) <= 40 else lang[:40] + "...")
-            self.bad("bad_lang", f"{where}: field {self.opts.lang_field!r} is {shown}, not a language code (1-"
-                     f"{LANG_MAX_CHARS} letters, digits, '-', '_' or '.', e.g. 'sw', 'zh-Hans', 'eng_Latn')")
+            self.bad("bad_lang", f"{where}: field {self.opts.lang_field!r} is {short_repr(lang)}, not a language "
+                     f"code (1-{LANG_MAX_CHARS} letters, digits, '-', '_' or '.', e.g. 'sw', 'zh-Hans', 'eng_Latn')")
             return None
         if not text or text.isspace():
             self.skip("empty_text", f"{where}: empty document")
@@ -132,11 +134,11 @@ class Sink:
         return Document(text, lang, source, line, data)
 
 
-def too_many_languages(where: str, lang: str) -> str:
-    """The error for a corpus with more than MAX_LANGUAGES language codes, at the record that passed the limit."""
-    return (f"{where}: language {lang!r} makes {MAX_LANGUAGES + 1:,} distinct language codes, more than the "
-            f"{MAX_LANGUAGES:,} a vocab or audit job accepts; is --lang-field the language field? (else group rare "
-            "languages under one code)")
+def too_many_languages(where: str, count: int, limit: int,
+                       holder: str = "a vocab or audit job accepts") -> InputFormatError:
+    """The error for a corpus of more distinct language codes than a job can hold (``count`` > ``limit``)."""
+    return InputFormatError(f"{where}: {count:,} distinct language codes, more than the {limit:,} {holder}; is "
+                            "--lang-field the language field? (else group rare languages under one code)")
 
 
 def skip_lines(result: dict[str, Any]) -> list[str]:

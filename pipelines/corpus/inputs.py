@@ -6,7 +6,6 @@ reading work that the shard job processes in parallel.
 from __future__ import annotations
 
 import glob
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rwkv_data.errors import DependencyMissing, InputFormatError
+from rwkv_data.jsonfile import read_json
 from rwkv_data.pipelines.corpus.documents import ReadOptions
 from rwkv_data.pipelines.corpus.streams import file_kind
 
@@ -131,19 +131,13 @@ def _json_file(path: Path, what: str) -> Any:
     """The JSON object of a datasets metadata file, or an InputFormatError naming it."""
     why = f"not the {what} that datasets.save_to_disk writes; save the dataset again"
     try:
-        with path.open("rb") as f:
-            raw = f.read(_META_LIMIT + 1)
-        if len(raw) > _META_LIMIT:
-            raise InputFormatError(f"{path}: over {_META_LIMIT:,} bytes, {why}")
-        value = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise InputFormatError(f"{path}: not JSON ({exc}), {why}") from None
+        value = read_json(path)
+    except ValueError as exc:
+        raise InputFormatError(f"{path}: {exc}, {why}") from None
     if not isinstance(value, dict):
         raise InputFormatError(f"{path}: a JSON {type(value).__name__}, {why}")
     return value
 
-
-_META_LIMIT = 64 << 20
 
 
 def _arrow_units(path: Path, opts: ReadOptions) -> list[Unit]:

@@ -55,11 +55,13 @@ def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions,
             row += n
             continue
         column = batch.column(names.index(opts.text_field))
-        oversize = _oversize_rows(column, opts.max_record_bytes)
-        if oversize:  # never made into Python strings
+        too_long = _oversize_mask(column, opts.max_record_bytes)
+        oversize: set[int] = set()
+        if too_long is not None:  # those cells are never made into Python strings
             import pyarrow.compute as pc
 
-            column = pc.if_else(pc.greater(pc.binary_length(column), opts.max_record_bytes), None, column)
+            oversize = set(pc.indices_nonzero(too_long).to_pylist())
+            column = pc.if_else(too_long, None, column)
         texts = column.to_pylist()
         langs = (batch.column(names.index(opts.lang_field)).to_pylist() if opts.lang_field in names
                  else [MISSING] * n)
@@ -75,19 +77,20 @@ def _rows(batches: Iterator[Any], unit: Unit, first_row: int, opts: ReadOptions,
                 yield doc
 
 
-def _oversize_rows(column: Any, limit: int) -> set[int]:
-    """Rows of a text column whose cell is longer than ``limit`` bytes (checked on the arrow lengths, without
-    making Python strings); an empty set for columns that are not strings (``Sink.emit`` reports those)."""
+def _oversize_mask(column: Any, limit: int) -> Any:
+    """Which cells of a text column are longer than ``limit`` bytes (a boolean array, checked on the arrow
+    lengths without making Python strings), or None when none is, or the column is not strings (``Sink.emit``
+    reports those)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
             or pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
-        return set()
+        return None
     lengths = pc.binary_length(column)
     if (pc.max(lengths).as_py() or 0) <= limit:
-        return set()
-    return set(pc.indices_nonzero(pc.greater(lengths, limit)).to_pylist())
+        return None
+    return pc.greater(lengths, limit)
 
 
 def _iter_parquet(unit: Unit, opts: ReadOptions, sink: Sink) -> Iterator[Document]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from rwkv_data.errors import InputFormatError
 from rwkv_data.pipelines.corpus.documents import DocBatch, ReadOptions, ReadStats
+from rwkv_data.pipelines.corpus.documents import too_many_languages as _language_limit
 from rwkv_data.pipelines.corpus.inputs import Unit
 from rwkv_data.pipelines.corpus.readers import iter_unit_batches
 from rwkv_data.pipelines.shard.outputs import space_guard
@@ -34,8 +35,8 @@ MAX_LANGS = 1 << 16  # a shard stores each document's language as a uint16 index
 
 def too_many_languages(where: str, n: int) -> InputFormatError:
     """The error for a corpus of more distinct language codes than a shard can index."""
-    return InputFormatError(f"{where}: {n:,} distinct language codes, more than the {MAX_LANGS:,} a shard can record "
-                            "(P.lang.npy holds a uint16 index per document); is --lang-field the language field?")
+    return _language_limit(where, n, MAX_LANGS, "a shard can record (P.lang.npy holds a uint16 index per "
+                                 "document)")
 
 
 DOC_RECORD = np.dtype([("key", "<u8"), ("ntok", "<u4"), ("nbytes", "<u4"), ("nchars", "<u4"), ("lang", "<u2"),

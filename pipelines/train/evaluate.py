@@ -333,7 +333,7 @@ def run(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
                               "logits): the checkpoint is damaged or diverged; nothing was written")
     result = {"config": to_dict(cfg), "convention": CONVENTION, "languages": rows, "tokens": n_tok,
               "seconds": seconds, "tokens_per_s": n_tok / max(seconds, 1e-9),
-              **({} if cfg.data else {k: v for k, v in read.report().items() if k.startswith("skipped")})}
+              **({} if cfg.data else read.skips())}
     atomic_write(out_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))

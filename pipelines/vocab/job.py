@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from rwkv_data.atomic import atomic_write_json
 from rwkv_data.config import MAX_LANGUAGES, VocabConfig, to_dict
-from rwkv_data.errors import ConfigError, InputFormatError
+from rwkv_data.errors import ConfigError
 from rwkv_data.pipelines.corpus.documents import ReadStats, too_many_languages
 from rwkv_data.pipelines.corpus.spec import documents
 from rwkv_data.tokenizer import Vocab, write_vocab
@@ -57,7 +57,7 @@ class _Corpus:
                 self.excluded[doc.lang] += 1
                 continue
             if doc.lang not in self.docs and len(self.docs) >= MAX_LANGUAGES:
-                raise InputFormatError(too_many_languages(doc.location, doc.lang))
+                raise too_many_languages(f"{doc.location}: language {doc.lang!r}", len(self.docs) + 1, MAX_LANGUAGES)
             self.sha.update(f"{doc.lang}\0{len(doc.text)}\0".encode())
             self.sha.update(doc.text.encode("utf-8", "surrogatepass"))
             self.docs[doc.lang] += 1
@@ -76,7 +76,7 @@ class _Corpus:
                 "characters": sum(self.chars.values()), "files": files,
                 "per_language": {k: {"documents": self.docs[k], "characters": self.chars[k]}
                                  for k in sorted(self.docs)},
-                **{k: v for k, v in self.read.report().items() if k.startswith("skipped")},
+                **self.read.skips(),
                 **({"excluded": {"documents": sum(self.excluded.values()), "per_language": dict(sorted(
                     self.excluded.items()))}} if self.exclude is not None else {})}
 

@@ -390,7 +390,7 @@ def test_linked_folders_are_read_once_and_loops_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "body", "needle"), [
-    ("state.json", "{not json", "state.json: not JSON"),
+    ("state.json", "{not json", "state.json: not valid JSON"),
     ("state.json", "[]", "state.json: a JSON list"),
     ("state.json", '{"_data_files": "x.arrow"}', "'_data_files' is not a list"),
     ("state.json", '{"_data_files": [{"filename": "../x.arrow"}]}', "'_data_files' is not a list"),

@@ -58,7 +58,8 @@ def test_cells_over_the_limit_are_skipped_without_reading_them_into_python(tmp_p
     p = tmp_path / "t.parquet"
     pq.write_table(pa.table({"text": ["ok", "z" * 5000, "fine", "y" * 3000], "lang": ["en"] * 4}), p)
     column = pq.read_table(p).column("text").combine_chunks()
-    assert tables._oversize_rows(column, 1000) == {1, 3} and tables._oversize_rows(column, 5000) == set()
+    assert tables._oversize_mask(column, 1000).to_pylist() == [False, True, False, True]
+    assert tables._oversize_mask(column, 5000) is None
     stats = ReadStats()
     assert _texts(p, max_record_bytes=1000, on_error="skip", stats=stats) == ["ok", "fine"]
     assert stats.skipped == Counter(record_too_large=2) and stats.records == 4
@@ -166,10 +167,9 @@ def test_a_language_per_record_is_refused_at_the_limit(tmp_path: Path, command: 
 
     from rwkv_data.cli import cli
     from rwkv_data.pipelines.audit import corpus as audit_corpus
-    from rwkv_data.pipelines.corpus import documents
     from rwkv_data.pipelines.vocab import job as vocab_job
 
-    for mod in (documents, audit_corpus, vocab_job):
+    for mod in (audit_corpus, vocab_job):
         monkeypatch.setattr(mod, "MAX_LANGUAGES", 20)
     p = tmp_path / "ids.jsonl"
     p.write_text("".join(json.dumps({"text": f"text {i}", "lang": f"id{i}"}) + "\n" for i in range(30)),
@@ -178,7 +178,7 @@ def test_a_language_per_record_is_refused_at_the_limit(tmp_path: Path, command: 
     res = CliRunner().invoke(cli, [*command[:1], *command[1:2], str(p), *command[2:], *out]
                              if command[0] == "vocab" else [command[0], str(p), *command[1:], *out])
     assert res.exit_code == 1 and isinstance(res.exception, InputFormatError)
-    assert str(res.exception).startswith(f"{p}:21: language 'id20' makes 21 distinct language codes, more than "
+    assert str(res.exception).startswith(f"{p}:21: language 'id20': 21 distinct language codes, more than "
                                          "the 20") and "--lang-field" in str(res.exception)
 
 
